@@ -1,0 +1,3 @@
+"""cmdcenter: the county command center (domain core, services and web faces)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,288 @@
+"""The `cmdcenter` command line: serve, demo, feeds, units, boundaries, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+
+from command import config as config_mod
+
+log = logging.getLogger("cmdcenter")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; every person-facing error is one line on stderr and exit status 2."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("CMDCENTER_LOG", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - turned into one clear line below
+        message = _explain(exc)
+        if message is None:
+            raise
+        print(f"cmdcenter: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _explain(exc: Exception) -> str | None:
+    """One line for errors a person can fix; None for bugs (which keep their traceback)."""
+    import redis
+    import sqlalchemy.exc
+
+    from command.errors import DomainError, NotFound
+    from layers.importer import BoundaryImportError
+
+    if isinstance(exc, (config_mod.ConfigError, NotFound, BoundaryImportError)):
+        return str(exc)
+    if isinstance(exc, DomainError):
+        return exc.message
+    if isinstance(exc, sqlalchemy.exc.ArgumentError):
+        return f"bad database URL: {exc}"
+    if isinstance(exc, sqlalchemy.exc.OperationalError):
+        return f"cannot use the database: {str(exc.orig).strip().splitlines()[0]}"
+    if isinstance(exc, redis.RedisError):
+        return f"cannot use Redis: {exc}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or exc}"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return None
+
+
+def _settings(args, **extra) -> config_mod.Settings:
+    return config_mod.load(data_dir=args.data_dir, **extra)
+
+
+def _core(args, **kwargs):
+    from command.core import Core
+
+    return Core(_settings(args), **kwargs)
+
+
+# --- serve / demo -------------------------------------------------------------------------------
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise config_mod.ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror} "
+                f"(is cmdcenter already running? choose another with --port)") from None
+
+
+def cmd_serve(args, *, demo: bool = False) -> int:
+    from command.web.app import create_app, serve
+
+    settings = _settings(args, host=args.host, port=args.port)
+    _check_port(settings.host, settings.port)
+    app, core = create_app(settings)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"cmdcenter: data in {config_mod.mask_url(settings.db_url)}", flush=True)
+    if demo:
+        from command.demo import start_demo_feeds
+
+        feeds = start_demo_feeds(core, url, rate=args.rate)
+        print(f"cmdcenter: demo feeds running ({len(feeds)} townships, ~{args.rate:g} reports/s)",
+              flush=True)
+    print(f"cmdcenter: wall screen at {url}/  (Ctrl+C to stop)", flush=True)
+    try:
+        serve(app, settings)
+    finally:
+        core.close()
+    return 0
+
+
+# --- feeds ----------------------------------------------------------------------------------------
+
+def cmd_feeds_add(args) -> int:
+    from command.feeds import service
+
+    core = _core(args)
+    with core.write() as session, session.begin():
+        feed, token = service.create(session, name=args.name, unit_code=args.unit,
+                                     now=core.clock.now())
+    if args.json:
+        print(json.dumps({"name": feed.name, "unit": feed.unit_code, "token": token},
+                         ensure_ascii=False))
+    else:
+        print(f"feed {feed.name!r} registered for unit {feed.unit_code}.")
+        print("Its token is shown only now; keep it secret:")
+        print(token)
+    return 0
+
+
+def cmd_feeds_list(args) -> int:
+    from command.feeds import service
+
+    core = _core(args)
+    with core.read() as session:
+        feeds = service.get_all(session)
+    if args.json:
+        print(json.dumps([f.as_dict() for f in feeds], ensure_ascii=False))
+        return 0
+    if not feeds:
+        print("no feeds yet: add one with `cmdcenter feeds add NAME --unit CODE`")
+    for f in feeds:
+        state = "revoked" if f.revoked_at else (f"disabled: {f.disabled_reason}"
+                                                 if f.disabled_reason else "active")
+        print(f"{f.name}\t{f.unit_code}\t{state}")
+    return 0
+
+
+def cmd_feeds_revoke(args) -> int:
+    from command.feeds import service
+
+    core = _core(args)
+    with core.write() as session, session.begin():
+        service.revoke(session, name=args.name, now=core.clock.now())
+    print(f"feed {args.name!r} revoked")
+    return 0
+
+
+def cmd_feeds_bind(args) -> int:
+    from command.feeds import service
+
+    core = _core(args)
+    with core.write() as session, session.begin():
+        feed = service.rebind(session, name=args.name, unit_code=args.unit)
+    print(f"feed {feed.name!r} bound to {feed.unit_code} and active")
+    return 0
+
+
+# --- units / boundaries ---------------------------------------------------------------------------
+
+def cmd_units_list(args) -> int:
+    from command.units import service
+
+    core = _core(args)
+    with core.read() as session:
+        units = service.get_all(session)
+    if args.level:
+        units = [u for u in units if u["level"] == args.level]
+    if args.json:
+        print(json.dumps(units, ensure_ascii=False))
+    else:
+        for u in units:
+            print(f"{u['code']}\t{u['level']}\t{u['name']}\t{u['parent'] or ''}")
+    return 0
+
+
+def cmd_boundaries_import(args) -> int:
+    from tqdm import tqdm
+
+    from command.units.flows import import_boundaries
+
+    core = _core(args)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if total < 500:
+            return
+        if bar is None:
+            bar = tqdm(total=total, unit="feature", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        summary = import_boundaries(
+            core, args.path, level=args.level, code_field=args.code_field,
+            name_field=args.name_field, parent_field=args.parent_field, layer=args.layer,
+            crs=args.crs, repair=not args.no_repair, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+# --- simulate -------------------------------------------------------------------------------------
+
+def cmd_simulate(args) -> int:
+    from command.simulate import run
+
+    stats = run(args.url, args.token, rate=args.rate, count=args.count)
+    print(stats.summary())
+    return 0 if stats.connected else 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=None,
+                        help="where the data lives (default ./data, or CMDCENTER_DATA_DIR)")
+    parser = argparse.ArgumentParser(
+        prog="cmdcenter", parents=[common],
+        description="县级社会治理指挥中心 — county command center. "
+                    "CMDCENTER_DATABASE_URL / CMDCENTER_REDIS_URL switch to PostgreSQL / Redis.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_text, parent=sub):
+        p = parent.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    for name, demo, text in (("serve", False, "run the server"),
+                             ("demo", True, "run the server with simulated township feeds")):
+        p = add(name, (lambda a, d=demo: cmd_serve(a, demo=d)), text)
+        p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=None, help="port (default 8050)")
+        if demo:
+            p.add_argument("--rate", type=float, default=0.5, help="reports per second in all")
+
+    feeds = sub.add_parser("feeds", help="feeds: add, list, revoke, bind")
+    fsub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+    p = add("add", cmd_feeds_add, "register a feed for a unit and print its token", fsub)
+    p.add_argument("name")
+    p.add_argument("--unit", required=True, help="unit code (see `cmdcenter units list`)")
+    p.add_argument("--json", action="store_true", help='print {"name","unit","token"}')
+    p = add("list", cmd_feeds_list, "list feeds", fsub)
+    p.add_argument("--json", action="store_true")
+    p = add("revoke", cmd_feeds_revoke, "revoke a feed's token", fsub)
+    p.add_argument("name")
+    p = add("bind", cmd_feeds_bind, "bind a feed to another unit (re-enables it)", fsub)
+    p.add_argument("name")
+    p.add_argument("--unit", required=True)
+
+    units = sub.add_parser("units", help="units: list")
+    usub = units.add_subparsers(dest="units_command", required=True, metavar="ACTION")
+    p = add("list", cmd_units_list, "list units", usub)
+    p.add_argument("--level", choices=("county", "township", "grid"))
+    p.add_argument("--json", action="store_true")
+
+    bounds = sub.add_parser("boundaries", help="boundaries: import")
+    bsub = bounds.add_subparsers(dest="boundaries_command", required=True, metavar="ACTION")
+    p = add("import", cmd_boundaries_import,
+            "import unit boundaries (GeoJSON, Shapefile, zipped Shapefile, GeoPackage, TopoJSON)",
+            bsub)
+    p.add_argument("path")
+    p.add_argument("--level", required=True, choices=("county", "township", "grid"))
+    p.add_argument("--code-field", required=True)
+    p.add_argument("--name-field", required=True)
+    p.add_argument("--parent-field", default=None,
+                   help="field holding the parent's code (default: found by containment)")
+    p.add_argument("--layer", default=None, help="layer of a GeoPackage")
+    p.add_argument("--crs", default=None,
+                   help="source datum: wgs84, cgcs2000, gcj02, bd09 or EPSG:n (default: the file's)")
+    p.add_argument("--no-repair", action="store_true", help="refuse invalid polygons instead")
+
+    p = add("simulate", cmd_simulate, "connect as a feed and send realistic reports")
+    p.add_argument("--url", default="http://127.0.0.1:8050")
+    p.add_argument("--token", required=True)
+    p.add_argument("--rate", type=float, default=2.0, help="reports per second")
+    p.add_argument("--count", type=int, default=None, help="stop after N reports")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

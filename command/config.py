@@ -1,0 +1,112 @@
+"""Configuration: explicit argument > environment (CMDCENTER_*) > default, read at app creation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ENV_PREFIX = "CMDCENTER_"
+
+
+class ConfigError(Exception):
+    """A configuration value a person has to fix (one clear line)."""
+
+
+class Secret(str):
+    """A string whose repr hides the password part of a URL."""
+
+    def __repr__(self) -> str:
+        return repr(mask_url(str(self)))
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know, resolved once in `load`."""
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8050
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_list: int = 1000
+    # token bucket per feed, counted in reports: `rate_burst` then `rate_per_second`
+    rate_per_second: float = 500.0
+    rate_burst: int = 5000
+    future_tolerance_seconds: int = 300
+    live_flush_ms: int = 100
+    secret_key: str | None = field(default=None, repr=False)
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL: the configured one, else a SQLite file in the data dir."""
+        if self.database_url:
+            url = str(self.database_url)
+            for plain in ("postgresql://", "postgres://"):
+                if url.startswith(plain):  # the driver we ship
+                    return "postgresql+psycopg://" + url[len(plain):]
+            return url
+        return f"sqlite:///{(self.data_dir / 'cmdcenter.sqlite3').resolve()}"
+
+
+_INT_FIELDS = {"port", "max_message_bytes", "max_list", "rate_burst", "future_tolerance_seconds",
+               "live_flush_ms"}
+_FLOAT_FIELDS = {"rate_per_second"}
+
+
+def load(**overrides) -> Settings:
+    """Build settings from explicit overrides (None = unset), then CMDCENTER_* env, then defaults."""
+    values: dict = {}
+    for f in fields(Settings):
+        env = os.environ.get(ENV_PREFIX + f.name.upper())
+        if overrides.get(f.name) is not None:
+            values[f.name] = overrides[f.name]
+        elif env not in (None, ""):
+            values[f.name] = env
+    for name in list(values):
+        raw = values[name]
+        try:
+            if name in _INT_FIELDS:
+                values[name] = int(raw)
+            elif name in _FLOAT_FIELDS:
+                values[name] = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be a number, got {raw!r}") from None
+    if "data_dir" in values:
+        values["data_dir"] = Path(values["data_dir"]).expanduser()
+    for name in ("database_url", "redis_url"):
+        if name in values:
+            values[name] = Secret(values[name])
+    settings = Settings(**values)
+    _check_urls(settings)
+    return settings
+
+
+def _check_urls(settings: Settings) -> None:
+    if settings.database_url:
+        scheme = urlsplit(settings.database_url).scheme
+        if not scheme.startswith(("postgresql", "postgres", "sqlite")):
+            raise ConfigError(
+                f"CMDCENTER_DATABASE_URL must be a postgresql:// or sqlite:// URL, got "
+                f"{mask_url(settings.database_url)!r}")
+    if settings.redis_url:
+        scheme = urlsplit(settings.redis_url).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                f"CMDCENTER_REDIS_URL must be a redis:// URL, got {mask_url(settings.redis_url)!r}")
+
+
+def with_overrides(settings: Settings, **changes) -> Settings:
+    """A copy of `settings` with some values changed (tests, CLI)."""
+    return replace(settings, **changes)

@@ -1,0 +1,70 @@
+"""The application core: database, units, bus, clock and flows, wired once per process."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from command import config as config_mod
+from command.bus import Bus, make_bus
+from command.clock import Clock
+from command.db import make_engine, make_sessionmaker, migrate
+from command.incidents.flows import IngestFlow
+from command.ratelimit import RateLimiter
+from command.units import service as units_service
+from command.units.registry import UnitRegistry
+
+log = logging.getLogger(__name__)
+
+
+class Core:
+    """Everything a face (web, CLI) needs; no web imports here."""
+
+    def __init__(self, settings: config_mod.Settings, *, clock: Clock | None = None,
+                 bus: Bus | None = None, seed_demo: bool = True) -> None:
+        self.settings = settings
+        if not settings.database_url:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(settings.db_url)
+        migrate(self.engine)
+        self.read = make_sessionmaker(self.engine)
+        self.write = make_sessionmaker(self.engine, write=True)
+        if seed_demo:
+            with self.write() as session, session.begin():
+                if units_service.ensure_demo(session):
+                    log.info("no units stored: loaded the built-in demo county")
+        self.clock = clock or Clock()
+        self._bus = bus
+        self.units = UnitRegistry()
+        self._ingest: IngestFlow | None = None
+
+    @property
+    def bus(self) -> Bus:
+        """The bus, connected on first use."""
+        if self._bus is None:
+            self._bus = make_bus(self.settings.redis_url)
+        return self._bus
+
+    @property
+    def ingest(self) -> IngestFlow:
+        """The ingest flow (starts its writer thread on first use)."""
+        if self._ingest is None:
+            s = self.settings
+            self._ingest = IngestFlow(
+                self.write, self.units, self.bus, self.clock,
+                RateLimiter(s.rate_per_second, s.rate_burst), max_list=s.max_list,
+                max_future=timedelta(seconds=s.future_tolerance_seconds))
+        return self._ingest
+
+    def locator(self):
+        """The current Locator."""
+        with self.read() as session:
+            return self.units.current(session)
+
+    def close(self) -> None:
+        """Stop threads and release connections."""
+        if self._ingest is not None:
+            self._ingest.close()
+        if self._bus is not None:
+            self._bus.close()
+        self.engine.dispose()

@@ -1,0 +1,136 @@
+"""Database engine, schema metadata and migrations (Alembic) for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+metadata = sa.MetaData()
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """An aware datetime stored as naive UTC, read back as aware UTC on every backend."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+counters = sa.Table(
+    "counters", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            # writers take the lock at BEGIN, so a reader never has to turn writer mid-transaction
+            immediate = conn.get_execution_options().get("immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:
+    """A session factory whose sessions keep loaded values after commit.
+
+    `write=True` sessions lock SQLite for writing at BEGIN (no effect on PostgreSQL).
+    """
+    bind = engine.execution_options(immediate=True) if write else engine
+    return sessionmaker(bind, expire_on_commit=False)
+
+
+def alembic_config(url: str):
+    """The Alembic configuration pointing at the packaged migrations."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (creates it in a fresh database)."""
+    from alembic import command as alembic_command
+
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        alembic_command.upgrade(cfg, "head")
+
+
+def utcnow() -> datetime:
+    """Now, aware, in UTC (use the Clock in domain code)."""
+    return datetime.now(timezone.utc)
+
+
+def next_seq(session: Session, n: int = 1) -> int:
+    """Reserve `n` sequence numbers and return the first.
+
+    The counter row stays locked until the transaction commits, so sequence numbers become
+    visible in commit order (a reader never sees a smaller seq appear after a larger one).
+    Call it last in a transaction to keep the lock short.
+    """
+    stmt = (sa.update(counters).where(counters.c.name == "seq")
+            .values(value=counters.c.value + n).returning(counters.c.value))
+    last = session.execute(stmt).scalar_one()
+    return last - n + 1
+
+
+def last_seq(session: Session) -> int:
+    """The highest sequence number handed out so far."""
+    return session.execute(sa.select(counters.c.value).where(counters.c.name == "seq")).scalar_one()
+
+
+def get_meta(session: Session, key: str, default: str | None = None) -> str | None:
+    """Read one value from the meta table."""
+    value = session.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar_one_or_none()
+    return default if value is None else value
+
+
+def set_meta(session: Session, key: str, value: str) -> None:
+    """Write one value to the meta table."""
+    if session.execute(sa.select(meta.c.key).where(meta.c.key == key)).first():
+        session.execute(sa.update(meta).where(meta.c.key == key).values(value=value))
+    else:
+        session.execute(sa.insert(meta).values(key=key, value=value))

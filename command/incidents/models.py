@@ -1,0 +1,31 @@
+"""Incidents as stored: one row per incident, `seq` = the sequence number of its latest change."""
+
+import sqlalchemy as sa
+
+from command.db import UTCDateTime, metadata
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id"), nullable=False),
+    sa.Column("source_id", sa.String(128), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("severity", sa.SmallInteger, nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("people", sa.Integer, nullable=True),
+    sa.Column("reporter", sa.String(100), nullable=True),
+    sa.Column("phone", sa.String(40), nullable=True),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("township_code", sa.String(64), nullable=True),
+    sa.Column("grid_code", sa.String(64), nullable=True),
+    sa.Column("outside", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.UniqueConstraint("feed_id", "source_id", name="uq_incidents_feed_source"),
+    sa.Index("ix_incidents_occurred_at", "occurred_at"),
+)

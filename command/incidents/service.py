@@ -1,0 +1,246 @@
+"""Incidents: validate, locate and store reports idempotently; list changes by sequence number."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from command.clock import iso_shanghai
+from command.db import next_seq
+from command.errors import DomainError
+from command.feeds.service import Feed
+from command.incidents.models import incidents
+from command.incidents.schemas import Report, fingerprint, mask_phone, validate
+from command.incidents.types import TYPE_LABELS
+from layers.crs import to_wgs84
+from layers.locate import Locator
+
+MAX_LIST = 5000
+
+
+@dataclass
+class Outcome:
+    """What happened to one report: stored, a duplicate, or refused with an error."""
+
+    incident: dict | None = None
+    duplicate: bool = False
+    error: DomainError | None = None
+
+    def as_ack(self) -> dict:
+        """The wire form of the outcome."""
+        if self.error is not None:
+            return {"ok": False, "error": self.error.as_dict()}
+        return {"ok": True, "incident": self.incident, "duplicate": self.duplicate}
+
+
+@dataclass
+class Placed:
+    report: Report
+    lon: float
+    lat: float
+    fingerprint: str
+
+
+def ingest(session: Session, feed: Feed, raws: list[Any], *, locator: Locator, now: datetime,
+           max_future: timedelta = timedelta(minutes=5)) -> tuple[list[Outcome], list[dict]]:
+    """Store a feed's reports in the caller's transaction.
+
+    Returns one outcome per report, in order, and the incidents that are new (to publish once the
+    caller has committed). Sequence numbers are reserved last, so the counter lock is short.
+    """
+    outcomes: list[Outcome] = [Outcome() for _ in raws]
+    placed: dict[int, Placed] = {}
+    for i, raw in enumerate(raws):
+        try:
+            report = validate(raw, now=now, max_future=max_future)
+            if report.grid is not None and not _is_grid(locator, report.grid):
+                raise DomainError("invalid_field", f"grid: no grid with code {report.grid!r}", "grid")
+            placed[i] = report  # coordinates filled below, vectorised
+        except DomainError as err:
+            outcomes[i].error = err
+    placed = _convert(placed, locator)
+
+    existing = _existing(session, feed.id, [p.report.id for p in placed.values()])
+    fresh: dict[int, Placed] = {}
+    seen: dict[str, int] = {}
+    for i, p in placed.items():
+        prior = existing.get(p.report.id)
+        if prior is None and p.report.id in seen:
+            prior_index = seen[p.report.id]
+            if placed[prior_index].fingerprint == p.fingerprint:
+                outcomes[i] = Outcome(duplicate=True)  # filled with the incident below
+                outcomes[i].incident = prior_index  # type: ignore[assignment]
+            else:
+                outcomes[i].error = _conflict(p.report.id)
+            continue
+        if prior is not None:
+            if prior["fingerprint"] == p.fingerprint:
+                outcomes[i] = Outcome(incident=row_dict(prior, feed.name, locator), duplicate=True)
+            else:
+                outcomes[i].error = _conflict(p.report.id)
+            continue
+        seen[p.report.id] = i
+        fresh[i] = p
+
+    created = _insert(session, feed, fresh, locator=locator, now=now)
+    for i, incident in created.items():
+        outcomes[i].incident = incident
+    for outcome in outcomes:
+        if outcome.duplicate and isinstance(outcome.incident, int):
+            outcome.incident = created[outcome.incident]
+    return outcomes, [created[i] for i in sorted(created, key=lambda k: created[k]["seq"])]
+
+
+def _conflict(source_id: str) -> DomainError:
+    return DomainError("conflict",
+                       f"id {source_id!r} was already reported with different content; "
+                       "the first report stays", "id")
+
+
+def _convert(reports: dict[int, Report], locator: Locator) -> dict[int, Placed]:
+    """Turn every report's position into WGS-84 (grid-only reports get a point inside the grid)."""
+    out: dict[int, Placed] = {}
+    by_crs: dict[str, list[int]] = {}
+    for i, r in reports.items():
+        if r.lon is None or r.lat is None:
+            lon, lat = locator.point_in(r.grid)
+            out[i] = Placed(r, lon, lat, fingerprint(r, lon, lat))
+        else:
+            by_crs.setdefault(r.crs, []).append(i)
+    for crs, idx in by_crs.items():
+        lons = np.array([reports[i].lon for i in idx], dtype=float)
+        lats = np.array([reports[i].lat for i in idx], dtype=float)
+        lons, lats = to_wgs84(lons, lats, crs)
+        for i, lon, lat in zip(idx, lons.tolist(), lats.tolist()):
+            out[i] = Placed(reports[i], lon, lat, fingerprint(reports[i], lon, lat))
+    return out
+
+
+def _is_grid(locator: Locator, code: str) -> bool:
+    return locator.has(code) and locator.unit(code)["level"] == "grid"
+
+
+def _existing(session: Session, feed_id: int, source_ids: list[str]) -> dict[str, dict]:
+    """Stored rows of this feed with these source ids, by source id."""
+    found: dict[str, dict] = {}
+    unique = list(dict.fromkeys(source_ids))
+    for start in range(0, len(unique), 500):
+        stmt = sa.select(incidents).where(incidents.c.feed_id == feed_id,
+                                          incidents.c.source_id.in_(unique[start:start + 500]))
+        found.update({row.source_id: dict(row._mapping) for row in session.execute(stmt)})
+    return found
+
+
+def _insert(session: Session, feed: Feed, fresh: dict[int, Placed], *, locator: Locator,
+            now: datetime) -> dict[int, dict]:
+    if not fresh:
+        return {}
+    order = sorted(fresh)
+    items = [fresh[i] for i in order]
+    free = [j for j, p in enumerate(items) if p.report.lon is not None and p.report.lat is not None]
+    townships: list = [None] * len(items)
+    grids: list = [None] * len(items)
+    outside = [False] * len(items)
+    if free:
+        found = locator.locate(np.array([items[j].lon for j in free]),
+                               np.array([items[j].lat for j in free]))
+        for k, j in enumerate(free):
+            townships[j], grids[j], outside[j] = found.township[k], found.grid[k], bool(found.outside[k])
+    for j, p in enumerate(items):
+        if p.report.lon is None or p.report.lat is None:  # grid-only report: the grid itself
+            grids[j] = p.report.grid
+            townships[j] = locator.unit(p.report.grid)["parent"]
+
+    first = next_seq(session, len(items))
+    rows = []
+    for j, p in enumerate(items):
+        r = p.report
+        rows.append({
+            "id": uuid.uuid4().hex, "seq": first + j, "feed_id": feed.id, "source_id": r.id,
+            "fingerprint": p.fingerprint, "type": r.type, "severity": r.severity,
+            "title": r.title, "description": r.description or "", "people": r.people,
+            "reporter": r.reporter, "phone": r.phone, "occurred_at": r.occurred,
+            "received_at": now, "lon": p.lon, "lat": p.lat, "township_code": townships[j],
+            "grid_code": grids[j], "outside": outside[j], "status": "reported",
+        })
+    session.execute(sa.insert(incidents), rows)
+    return {i: row_dict(row, feed.name, locator) for i, row in zip(order, rows)}
+
+
+def row_dict(row: dict, feed_name: str, locator: Locator) -> dict:
+    """The wire form of an incident from a mapping of its columns (phone masked)."""
+    return {
+        "id": row["id"], "seq": row["seq"], "feed": feed_name, "source_id": row["source_id"],
+        "type": row["type"], "type_label": TYPE_LABELS.get(row["type"], row["type"]),
+        "severity": row["severity"], "title": row["title"], "description": row["description"],
+        "people": row["people"], "reporter": row["reporter"], "phone": mask_phone(row["phone"]),
+        "occurred_at": iso_shanghai(row["occurred_at"]),
+        "received_at": iso_shanghai(row["received_at"]),
+        "lon": row["lon"], "lat": row["lat"],
+        "township": _unit_ref(locator, row["township_code"]),
+        "grid": _unit_ref(locator, row["grid_code"]),
+        "outside": bool(row["outside"]), "status": row["status"],
+    }
+
+
+def _unit_ref(locator: Locator, code: str | None) -> dict | None:
+    if code is None:
+        return None
+    try:
+        return {"code": code, "name": locator.unit(code)["name"]}
+    except KeyError:
+        return {"code": code, "name": code}
+
+
+def since(session: Session, seq: int, *, limit: int, locator: Locator) -> dict:
+    """The changes after `seq` in ascending order, at most `limit`: {items, last_seq}."""
+    from command.feeds.models import feeds
+
+    stmt = (sa.select(incidents, feeds.c.name.label("feed_name"))
+            .join(feeds, feeds.c.id == incidents.c.feed_id)
+            .where(incidents.c.seq > seq).order_by(incidents.c.seq).limit(limit))
+    items = [row_dict(r._mapping, r.feed_name, locator) for r in session.execute(stmt)]
+    return {"items": items, "last_seq": items[-1]["seq"] if items else seq}
+
+
+def recent(session: Session, *, after: datetime, locator: Locator, limit: int = 20000) -> list[dict]:
+    """Incidents that occurred after `after`, oldest first (the wall screen's opening state)."""
+    from command.feeds.models import feeds
+
+    stmt = (sa.select(incidents, feeds.c.name.label("feed_name"))
+            .join(feeds, feeds.c.id == incidents.c.feed_id)
+            .where(incidents.c.occurred_at >= after)
+            .order_by(incidents.c.occurred_at.desc()).limit(limit))
+    rows = [row_dict(r._mapping, r.feed_name, locator) for r in session.execute(stmt)]
+    rows.reverse()
+    return rows
+
+
+def relocate_all(session: Session, *, locator: Locator) -> int:
+    """Locate every stored incident again (after a boundary import); return how many changed.
+
+    Each changed incident gets a new sequence number so that screens pick up the change.
+    """
+    rows = session.execute(sa.select(incidents.c.id, incidents.c.lon, incidents.c.lat,
+                                      incidents.c.township_code, incidents.c.grid_code,
+                                      incidents.c.outside).order_by(incidents.c.seq)).all()
+    if not rows:
+        return 0
+    found = locator.locate(np.array([r.lon for r in rows]), np.array([r.lat for r in rows]))
+    changed = []
+    for k, r in enumerate(rows):
+        new = (found.township[k], found.grid[k], bool(found.outside[k]))
+        if new != (r.township_code, r.grid_code, bool(r.outside)):
+            changed.append((r.id, new))
+    if changed:
+        first = next_seq(session, len(changed))
+        for j, (incident_id, (township, grid, out)) in enumerate(changed):
+            session.execute(sa.update(incidents).where(incidents.c.id == incident_id).values(
+                township_code=township, grid_code=grid, outside=out, seq=first + j))
+    return len(changed)

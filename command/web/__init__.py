@@ -1,0 +1,1 @@
+"""The web faces: Dash pages, REST API and Socket.IO namespaces (thin: they call the core)."""

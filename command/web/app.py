@@ -1,0 +1,62 @@
+"""The app factory: one Flask server carrying Dash, the REST API and Socket.IO."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+from pathlib import Path
+
+import dash
+from flask import Flask
+
+from command.config import Settings
+from command.core import Core
+from command.web import api, sockets
+
+log = logging.getLogger(__name__)
+
+PAGES = ("command.web.pages.wall",)
+
+
+def assets_folder() -> str:
+    """The assets folder: shipped inside the package, or the checkout's top-level `assets/`."""
+    packaged = Path(__file__).resolve().parents[1] / "assets"
+    if packaged.is_dir():
+        return str(packaged)
+    return str(Path(__file__).resolve().parents[2] / "assets")
+
+
+def create_app(settings: Settings, *, core: Core | None = None) -> tuple[dash.Dash, Core]:
+    """Build the Dash app (with REST and Socket.IO on its Flask server) around a Core."""
+    core = core or Core(settings)
+    server = Flask("cmdcenter")
+    server.secret_key = settings.secret_key or secrets.token_hex(32)
+    server.extensions["cmdcenter"] = core
+    server.register_blueprint(api.api)
+
+    app = dash.Dash(
+        "cmdcenter", server=server, use_pages=True, pages_folder="",
+        assets_folder=assets_folder(), title="县级社会治理指挥中心", update_title=None,
+        serve_locally=True, compress=False,
+    )
+    app.config.suppress_callback_exceptions = False
+    for module in PAGES:
+        importlib.import_module(module)
+    app.layout = dash.html.Div(dash.page_container, className="app-root")
+
+    engineio_limit = max(settings.max_message_bytes * 2, settings.max_message_bytes + (1 << 20))
+    sockets.socketio.init_app(
+        server, async_mode="threading", path="socket.io", max_http_buffer_size=engineio_limit,
+        ping_interval=10, ping_timeout=20)
+    sockets.install_size_guard(sockets.socketio, settings.max_message_bytes)
+    sockets.register(sockets.socketio, server)
+    core.bus.subscribe("incidents", sockets.Broadcaster(sockets.socketio,
+                                                        settings.live_flush_ms / 1000))
+    return app, core
+
+
+def serve(app: dash.Dash, settings: Settings) -> None:
+    """Run the server until interrupted (Werkzeug, threaded; websocket via simple-websocket)."""
+    sockets.socketio.run(app.server, host=settings.host, port=settings.port,
+                         allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)

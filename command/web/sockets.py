@@ -1,0 +1,152 @@
+"""Socket.IO: `/feed` takes reports from feeds, `/live` pushes committed changes to screens."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+
+from flask import current_app
+from flask_socketio import Namespace, SocketIO
+from socketio import packet
+
+from command.errors import DomainError
+from command.feeds import service as feeds_service
+from command.incidents import service as incidents_service
+
+log = logging.getLogger(__name__)
+
+socketio = SocketIO()
+
+LIVE_CATCHUP_MAX = 1000
+EMIT_CHUNK = 1000
+
+
+def core():
+    """The Core of the running app."""
+    return current_app.extensions["cmdcenter"]
+
+
+class FeedNamespace(Namespace):
+    """Feeds connect with auth={"token": T} and emit `report` (one object or a list)."""
+
+    def __init__(self, namespace: str, app) -> None:
+        super().__init__(namespace)
+        self._app = app
+        self._feeds: dict[str, tuple[str, float]] = {}  # sid -> (token, checked at)
+
+    def _feed(self, token: str):
+        with core().read() as session:
+            return feeds_service.authenticate(session, token)
+
+    def on_connect(self, auth=None):
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            self._feed(token)
+        except DomainError as err:
+            raise ConnectionRefusedError(err.message) from None
+        self._feeds[_sid()] = (token, time.monotonic())
+
+    def on_disconnect(self, reason=None):
+        self._feeds.pop(_sid(), None)
+
+    def on_report(self, body=None):
+        token, _ = self._feeds.get(_sid(), (None, 0.0))
+        try:
+            feed = self._feed(token)  # a revoked token stops working at once
+            outcomes = core().ingest.submit(feed, body)
+        except DomainError as err:
+            return {"ok": False, "error": err.as_dict()}
+        acks = [o.as_ack() for o in outcomes]
+        return acks if isinstance(body, list) else acks[0]
+
+
+class LiveNamespace(Namespace):
+    """Screens receive `incidents` (lists in ascending seq) and ask `since` to fill gaps."""
+
+    def on_connect(self, auth=None):
+        return True
+
+    def on_since(self, data=None):
+        try:
+            seq = int((data or {}).get("seq", 0))
+        except (TypeError, ValueError, AttributeError):
+            return {"error": {"code": "invalid_field", "message": "seq must be an integer",
+                              "field": "seq"}}
+        c = core()
+        with c.read() as session:
+            return incidents_service.since(session, max(seq, 0), limit=LIVE_CATCHUP_MAX,
+                                           locator=c.units.current(session))
+
+
+def _sid() -> str:
+    from flask import request
+
+    return request.sid
+
+
+class Broadcaster:
+    """Collects published incidents and emits them to `/live` in seq order, a batch per tick."""
+
+    def __init__(self, sio: SocketIO, flush_seconds: float) -> None:
+        self._sio = sio
+        self._flush = flush_seconds
+        self._pending: list[dict] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-broadcaster", daemon=True)
+        self._thread.start()
+
+    def __call__(self, items: list[dict]) -> None:
+        with self._lock:
+            self._pending.extend(items)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self._flush)  # let a burst gather into one message
+            self._wake.clear()
+            with self._lock:
+                batch, self._pending = self._pending, []
+            batch.sort(key=lambda item: item["seq"])
+            for start in range(0, len(batch), EMIT_CHUNK):
+                try:
+                    self._sio.emit("incidents", batch[start:start + EMIT_CHUNK], namespace="/live")
+                except Exception:  # screens fill the gap from the database
+                    log.exception("emitting to /live failed")
+
+
+_HEADER = re.compile(r"^(\d)(?:\d+-)?(?:(/[^,]*),)?(\d+)?")
+
+
+def install_size_guard(sio: SocketIO, max_bytes: int) -> None:
+    """Answer an over-size event with a `too_large` ack instead of dropping the connection.
+
+    Engine.IO accepts messages up to twice `max_bytes` (beyond that it closes the connection);
+    this guard refuses anything over `max_bytes` before it is parsed.
+    """
+    server = sio.server
+    original = server._handle_eio_message
+
+    def guarded(eio_sid, data):
+        if isinstance(data, str) and len(data) * 3 > max_bytes and len(data.encode()) > max_bytes:
+            match = _HEADER.match(data)
+            kind, namespace, ack_id = match.groups() if match else (None, None, None)
+            if kind == str(packet.EVENT) and ack_id is not None:
+                error = {"ok": False, "error": {
+                    "code": "too_large",
+                    "message": f"message is larger than the maximum of {max_bytes} bytes"}}
+                server._send_packet(eio_sid, server.packet_class(
+                    packet.ACK, namespace=namespace or "/", data=[error], id=int(ack_id)))
+            return None
+        return original(eio_sid, data)
+
+    server.eio.on("message", guarded)
+
+
+def register(sio: SocketIO, app) -> None:
+    """Bind the namespaces."""
+    sio.on_namespace(FeedNamespace("/feed", app))
+    sio.on_namespace(LiveNamespace("/live"))

@@ -1,0 +1,1 @@
+"""Geodata and map layers: coordinates, boundaries, point location and map figures."""

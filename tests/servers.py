@@ -1,0 +1,174 @@
+"""Real servers for tests: a `cmdcenter serve` subprocess, throwaway Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    """Wait until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def cli(*args: str, env: dict | None = None, data_dir: Path | None = None,
+        check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `cmdcenter ARGS` in a subprocess; return the completed process."""
+    cmd = [sys.executable, "-m", "command.cli", *args]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          timeout=120, input=input, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cmdcenter {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@dataclass
+class Server:
+    """A running `cmdcenter serve` (or `demo`) process."""
+
+    data_dir: Path
+    port: int
+    env: dict
+    proc: subprocess.Popen | None = None
+    log: Path | None = None
+    command: str = "serve"
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> "Server":
+        self.log = self.data_dir / f"server-{self.port}.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "command.cli", self.command, "--data-dir", str(self.data_dir),
+             "--port", str(self.port), *self.extra],
+            stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, cwd=ROOT)
+        try:
+            wait_port(self.port, timeout, self.proc)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(self.url + "/healthz", timeout=2).ok:
+                        return self
+                except requests.RequestException:
+                    pass
+                time.sleep(0.1)
+            raise TimeoutError("server did not become healthy")
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"server failed to start:\n{self.log.read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def restart(self) -> "Server":
+        self.stop()
+        return self.start()
+
+    def add_feed(self, name: str, unit: str = "DEMO-T01") -> str:
+        """Register a feed through the CLI (as an administrator would); return its token."""
+        out = cli("feeds", "add", name, "--unit", unit, "--json", env=self.env,
+                  data_dir=self.data_dir)
+        return json.loads(out.stdout.strip().splitlines()[-1])["token"]
+
+
+def redis_available(url: str) -> bool:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        return True
+    except Exception:
+        return False
+
+
+def start_throwaway_redis(tmp: Path) -> tuple[str, subprocess.Popen]:
+    """Start a redis-server from the installed binary on a free port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make test installs it)")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, 20, proc)
+    return f"redis://127.0.0.1:{port}/0", proc
+
+
+def postgres_available(url: str) -> bool:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+def start_throwaway_postgres(tmp: Path) -> tuple[str, callable]:
+    """initdb + pg_ctl a cluster on a free port (as the postgres user when running as root)."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    if not bins:
+        raise RuntimeError("PostgreSQL is not installed (make test installs it)")
+    bindir = bins[-1]
+    port = free_port()
+    data = tmp / "pgdata"
+    data.mkdir(parents=True, exist_ok=True)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres")
+        shutil.chown(data, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U",
+                    "postgres"], check=True, capture_output=True)
+    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o",
+                    f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1", "-w", "start",
+                    "-l", str(tmp / "pg.log")], check=True, capture_output=True)
+
+    def stop() -> None:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)
+
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
