@@ -128,6 +128,6 @@ class RedisBus:
         self._redis.close()
 
 
-def make_bus(redis_url: str | None) -> Bus:
+def make_bus(redis_url: str | None, prefix: str = "cmdcenter") -> Bus:
     """Redis when a URL is configured, else in-process."""
-    return RedisBus(redis_url) if redis_url else InProcessBus()
+    return RedisBus(redis_url, prefix=prefix) if redis_url else InProcessBus()

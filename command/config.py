@@ -37,6 +37,7 @@ class Settings:
     data_dir: Path = Path("./data")
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = "cmdcenter"
     host: str = "127.0.0.1"
     port: int = 8050
     max_message_bytes: int = 16 * 1024 * 1024

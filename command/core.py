@@ -42,7 +42,7 @@ class Core:
     def bus(self) -> Bus:
         """The bus, connected on first use."""
         if self._bus is None:
-            self._bus = make_bus(self.settings.redis_url)
+            self._bus = make_bus(self.settings.redis_url, self.settings.redis_prefix)
         return self._bus
 
     @property

@@ -100,6 +100,12 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(5)
 
+    def kill(self) -> None:
+        """SIGKILL the server: no chance to flush anything."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
     def restart(self) -> "Server":
         self.stop()
         return self.start()
@@ -153,22 +159,30 @@ def start_throwaway_postgres(tmp: Path) -> tuple[str, callable]:
     if not bins:
         raise RuntimeError("PostgreSQL is not installed (make test installs it)")
     bindir = bins[-1]
+    import tempfile
+
     port = free_port()
+    # pytest's tmp dirs are private to root; the cluster lives where the postgres user can go
+    tmp = Path(tempfile.mkdtemp(prefix="cmdcenter-pg-"))
+    tmp.chmod(0o755)
     data = tmp / "pgdata"
-    data.mkdir(parents=True, exist_ok=True)
+    data.mkdir()
     prefix: list[str] = []
     if os.geteuid() == 0:
         shutil.chown(tmp, "postgres")
         shutil.chown(data, "postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U",
-                    "postgres"], check=True, capture_output=True)
-    subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o",
-                    f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1", "-w", "start",
-                    "-l", str(tmp / "pg.log")], check=True, capture_output=True)
+    for step in ([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                 [str(bindir / "pg_ctl"), "-D", str(data), "-o",
+                  f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1", "-w", "start",
+                  "-l", str(tmp / "pg.log")]):
+        done = subprocess.run([*prefix, *step], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{step[0]} failed: {done.stderr or done.stdout}")
 
     def stop() -> None:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
