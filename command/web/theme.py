@@ -10,3 +10,8 @@ HOVER_BACKGROUND = "#1b2740"
 
 SEVERITY_NUMERALS = {1: "Ⅰ", 2: "Ⅱ", 3: "Ⅲ", 4: "Ⅳ"}
 SEVERITY_NAMES = {1: "特别重大", 2: "重大", 3: "较大", 4: "一般"}
+
+ACCENT = "#4cc9f0"
+OUTSIDE_COLOR = "#8fa3bf"
+# the four warning colours 红 / 橙 / 黄 / 蓝 by severity (1 = Ⅰ级, most severe)
+SEVERITY_COLORS = {1: "#ff3b3b", 2: "#ff8c1a", 3: "#ffd000", 4: "#3d8bfd"}

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import dash
 import plotly.graph_objects as go
-from dash import ClientsideFunction, Input, dcc, html
+from dash import ClientsideFunction, Input, Output, dcc, html
 from flask import current_app
 
 from command.clock import SHANGHAI
@@ -29,14 +29,15 @@ OUTSIDE_CAP = 50
 WALL_TITLE = "社会治理综合指挥中心 · 态势一张图"
 WEEKDAYS = "一二三四五六日"
 
-# KPI tiles: component id, label, CSS modifier
+# KPI tiles: component id, label, accent colour
 KPIS = (
-    (ids.KPI_TOTAL, "今日事件", "total"),
-    (ids.KPI_EMERGENCY, layer_theme.TYPE_LABELS["emergency"], "emergency"),
-    (ids.KPI_MASS, layer_theme.TYPE_LABELS["mass"], "mass"),
-    (ids.KPI_PUBLIC_SAFETY, layer_theme.TYPE_LABELS["public_safety"], "public-safety"),
-    (ids.KPI_MAJOR, "Ⅰ–Ⅱ级事件", "major"),
-    (ids.KPI_OUTSIDE, "辖区外", "outside"),
+    (ids.KPI_TOTAL, "今日事件总数", theme.ACCENT),
+    (ids.KPI_EMERGENCY, layer_theme.TYPE_LABELS["emergency"], layer_theme.TYPE_COLORS["emergency"]),
+    (ids.KPI_MASS, layer_theme.TYPE_LABELS["mass"], layer_theme.TYPE_COLORS["mass"]),
+    (ids.KPI_PUBLIC_SAFETY, layer_theme.TYPE_LABELS["public_safety"],
+     layer_theme.TYPE_COLORS["public_safety"]),
+    (ids.KPI_MAJOR, "Ⅰ–Ⅱ级事件", theme.SEVERITY_COLORS[2]),
+    (ids.KPI_OUTSIDE, "辖区外事件", theme.OUTSIDE_COLOR),
 )
 MAP_CONFIG = {"displaylogo": False, "scrollZoom": True, "displayModeBar": False,
               "responsive": True}
@@ -78,6 +79,7 @@ def layout(**_):
         "sizes": {str(k): v for k, v in layer_theme.SEVERITY_SIZES.items()},
         "default_size": layer_theme.DEFAULT_SIZE,
         "numerals": {str(k): v for k, v in theme.SEVERITY_NUMERALS.items()},
+        "severity_colors": {str(k): v for k, v in theme.SEVERITY_COLORS.items()},
         "townships": townships,
         "bounds": [float(v) for v in units.total_bounds] if len(units) else None,
         "chart_font": theme.CHART_FONT_SIZE,
@@ -92,7 +94,7 @@ def layout(**_):
         html.Main(className="wall-body", children=[
             html.Section(className="wall-col wall-left", children=[
                 _panel("今日态势", html.Div(className="kpi-grid", children=[
-                    _kpi(kid, label, mod, kpis[kid]) for kid, label, mod in KPIS
+                    _kpi(kid, label, accent, kpis[kid]) for kid, label, accent in KPIS
                 ]), extra="panel-kpi"),
                 _panel("各乡镇（街道）事件分布", dcc.Graph(
                     id=ids.TOWNSHIP_CHART, figure=township_figure(townships, incidents),
@@ -223,8 +225,8 @@ def _panel(title: str, body, *, note=None, extra: str = "") -> html.Div:
     ])
 
 
-def _kpi(kid: str, label: str, modifier: str, value: int) -> html.Div:
-    return html.Div(className=f"kpi kpi-{modifier}", children=[
+def _kpi(kid: str, label: str, accent: str, value: int) -> html.Div:
+    return html.Div(className=f"kpi {kid}", style={"--accent": accent}, children=[
         html.Div(label, className="kpi-label"),
         html.Div(str(value), id=kid, className="kpi-value"),
     ])
@@ -233,10 +235,15 @@ def _kpi(kid: str, label: str, modifier: str, value: int) -> html.Div:
 def _severity_legend() -> html.Div:
     return html.Div(className="sev-legend", children=[
         html.Div(className="sev-legend-item", children=[
-            html.Span(className="sev-dot", style={"width": f"{size}px", "height": f"{size}px"}),
+            html.Span(className="sev-dot", style={"width": _rem(size), "height": _rem(size)}),
             html.Span(f"{theme.SEVERITY_NUMERALS[sev]}级"),
         ]) for sev, size in sorted(layer_theme.SEVERITY_SIZES.items())
     ])
+
+
+def _rem(pixels: float) -> str:
+    """Pixels at the 1920-wide design size as rem (assets/wall.css: 1rem = 15px there)."""
+    return f"{pixels / 15:.3f}rem"
 
 
 def feed_item(incident: dict, today: str) -> html.Div:
@@ -254,7 +261,8 @@ def feed_item(incident: dict, today: str) -> html.Div:
                 html.Span(incident.get("type_label") or layer_theme.TYPE_LABELS[code],
                           className="type-tag"),
                 html.Span(f"{theme.SEVERITY_NUMERALS.get(severity, '')}级",
-                          className=f"sev-badge sev-{severity}"),
+                          className=f"sev-badge sev-{severity}",
+                          style={"--sev-color": theme.SEVERITY_COLORS.get(severity, "")}),
                 html.Span(incident["title"], className="feed-title"),
             ]),
             html.Div(className="feed-line feed-sub", children=[
@@ -267,12 +275,15 @@ def feed_item(incident: dict, today: str) -> html.Div:
 def _place(incident: dict) -> str:
     names = [u["name"] for u in (incident.get("township"), incident.get("grid")) if u]
     if incident.get("outside") or not names:
-        return "辖区外"
+        return f"辖区外 · {float(incident['lon']):.3f}°E {float(incident['lat']):.3f}°N"
     return " / ".join(names)
 
 
+# Starts assets/wall.js with the opening state; it returns the status indicator's tooltip
+# (a callback without an output is not run when a page's layout arrives).
 dash.clientside_callback(
     ClientsideFunction(namespace="cmdcenter", function_name="start"),
+    Output(ids.LIVE_STATUS, "title"),
     Input(ids.WALL_STATE, "data"),
 )
 

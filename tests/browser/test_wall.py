@@ -1,0 +1,196 @@
+"""The wall screen in a real browser: renders offline, stays live, loses nothing, escapes text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.browser.reports import report, sample
+
+ROOT = Path(__file__).resolve().parents[2]
+LIVE = "window.cmdcenterLive"
+# the incident ids in the map's traces, as plotly holds them
+MAP_IDS = """() => {
+    const plot = document.querySelector('#situation-map .js-plotly-plot');
+    return plot.data.flatMap(t => t.type === 'scattermap' ? (t.customdata || []) : []);
+}"""
+
+
+def open_wall(page, server):
+    """Open `/` and wait until the map is drawn and the live connection is up."""
+    page.goto(server.url + "/")
+    page.wait_for_selector("#situation-map .maplibregl-canvas", timeout=30_000)
+    page.wait_for_function(f"{LIVE} && {LIVE}.connected()", timeout=15_000)
+
+
+def kpi(page, name="total") -> int:
+    return int(page.text_content(f"#kpi-{name}"))
+
+
+def count(page) -> int:
+    return page.evaluate(f"{LIVE}.count()")
+
+
+def wait_count(page, expected: int, timeout: float = 15_000) -> None:
+    page.wait_for_function(f"{LIVE}.count() === {expected}", timeout=timeout)
+
+
+def assert_clean(page) -> None:
+    assert page.record.console_errors == []
+    assert page.record.foreign_requests == []
+    assert page.record.dialogs == []
+
+
+def test_wall_screen_loads_offline(page, server):
+    open_wall(page, server)
+
+    assert "演示县社会治理综合指挥中心" in page.text_content("#wall-title")
+    assert page.title().startswith("态势一张图")
+    assert kpi(page) == 0
+    for name in ("emergency", "mass", "public-safety", "major", "outside"):
+        assert kpi(page, name) == 0
+    assert page.is_visible("#township-chart .main-svg")
+    assert page.text_content("#live-status") == "实时连接"
+    page.wait_for_timeout(500)
+    assert_clean(page)
+
+
+def test_report_appears_on_map_list_and_kpis(page, server, feed):
+    open_wall(page, server)
+    before_kpi, before_emergency = kpi(page), kpi(page, "emergency")
+
+    lon, lat = 120.225, 30.05
+    ack = feed.send(report("emergency", "青石镇厂房起火", lon, lat, severity=2))
+    incident = ack["incident"]
+
+    item = page.wait_for_selector(f'#incident-feed [data-incident-id="{incident["id"]}"]',
+                                  timeout=10_000)
+    assert "青石镇厂房起火" in item.text_content()
+    assert "突发事件" in item.text_content() and "Ⅱ级" in item.text_content()
+    wait_count(page, 1)
+    assert incident["id"] in page.evaluate(MAP_IDS)
+    assert kpi(page) == before_kpi + 1
+    assert kpi(page, "emergency") == before_emergency + 1
+    assert kpi(page, "major") == 1
+    assert page.evaluate(f"{LIVE}.lastSeq()") == incident["seq"]
+    # the newest is on top, and the map trace of its type holds it
+    first = page.get_attribute("#incident-feed > div:first-child", "data-incident-id")
+    assert first == incident["id"]
+    assert_clean(page)
+
+
+def test_burst_of_2000_arrives_entirely(page, server, feed):
+    open_wall(page, server)
+    reports = sample(2000, seed=3, hours=3)
+    acks = []
+    for start in range(0, 2000, 500):  # four events of 500 within about a second
+        acks += feed.send(reports[start:start + 500])
+
+    wait_count(page, 2000, timeout=30_000)
+    page.wait_for_function("document.getElementById('kpi-total').textContent === '2000'",
+                           timeout=10_000)
+    assert sorted(page.evaluate(MAP_IDS)) == sorted(a["incident"]["id"] for a in acks)
+    assert page.locator("#incident-feed > [data-incident-id]").count() == 200
+    newest = page.get_attribute("#incident-feed > div:first-child", "data-incident-id")
+    assert newest == acks[-1]["incident"]["id"]
+    outside = sum(a["incident"]["outside"] for a in acks)
+    assert kpi(page, "outside") == outside
+    chart_total = page.evaluate("""() => document.querySelector('#township-chart .js-plotly-plot')
+        .data.reduce((s, t) => s + t.x.reduce((a, b) => a + b, 0), 0)""")
+    assert chart_total == 2000 - outside
+    assert_clean(page)
+
+
+def test_html_in_a_title_is_shown_as_text(page, server, feed):
+    open_wall(page, server)
+    title = '<img src=x onerror=alert(1)><b>加粗</b>'
+    ack = feed.send(report("dispute", title, 120.2, 30.04))
+    incident_id = ack["incident"]["id"]
+
+    item = page.wait_for_selector(f'#incident-feed [data-incident-id="{incident_id}"]',
+                                  timeout=10_000)
+    assert item.query_selector(".feed-title").text_content() == title
+    assert item.query_selector("img") is None and item.query_selector("b") is None
+    hover = page.evaluate(f"""() => document.querySelector('#situation-map .js-plotly-plot')
+        .data.flatMap(t => t.hovertext || []).find(h => h.includes('onerror'))""")
+    assert "&lt;img src=x onerror=alert(1)&gt;" in hover
+    page.wait_for_timeout(300)
+    assert page.locator("img[src=x]").count() == 0
+    assert_clean(page)
+
+
+def test_reports_sent_while_disconnected_are_filled_in(page, server, feed):
+    feed.send(sample(30, seed=11))  # some history, rendered by the server
+    open_wall(page, server)
+    wait_count(page, 30)
+
+    page.evaluate(f"{LIVE}.socket().disconnect()")
+    page.wait_for_function(f"!{LIVE}.connected()")
+    acks = feed.send(sample(20, seed=12))
+    page.wait_for_timeout(600)
+    assert count(page) == 30  # nothing can arrive while the socket is closed
+
+    page.evaluate(f"{LIVE}.socket().connect()")
+    wait_count(page, 50)
+    for ack in acks:
+        assert page.locator(f'#incident-feed [data-incident-id="{ack["incident"]["id"]}"]'
+                            ).count() == 1
+    assert kpi(page) == 50
+    assert page.evaluate(f"{LIVE}.lastSeq()") == max(a["incident"]["seq"] for a in acks)
+    assert_clean(page)
+
+
+def test_page_recovers_after_a_server_restart(page, server, feed):
+    open_wall(page, server)
+    feed.send(sample(5, seed=21))
+    wait_count(page, 5)
+
+    server.stop()
+    page.wait_for_function(f"!{LIVE}.connected()", timeout=15_000)
+    assert "is-down" in page.get_attribute("#live-status", "class")
+    server.start()
+    feed.send(sample(7, seed=22))
+
+    page.wait_for_function(f"{LIVE}.connected()", timeout=20_000)
+    wait_count(page, 12)
+    assert kpi(page) == 12
+    assert page.text_content("#live-status") == "实时连接"
+    # the browser logs the refused reconnection attempts; nothing else may be an error
+    assert [e for e in page.record.console_errors if "WebSocket" not in e] == []
+    assert page.record.foreign_requests == []
+
+
+def test_changed_incident_updates_in_place(page, server, feed):
+    open_wall(page, server)
+    ack = feed.send(report("petition", "来访反映低保问题", 120.22, 30.06, severity=4))
+    incident = ack["incident"]
+    page.wait_for_selector(f'[data-incident-id="{incident["id"]}"]', timeout=10_000)
+    wait_count(page, 1)
+
+    changed = {**incident, "seq": incident["seq"] + 1, "severity": 1, "title": "来访升级为集体上访"}
+    stale = {**incident, "seq": incident["seq"], "title": "旧的重复广播"}
+    page.evaluate(f"items => {LIVE}.receive(items)", [changed, stale])
+    page.wait_for_function(
+        f"""() => document.querySelector('[data-incident-id="{incident["id"]}"] .feed-title')
+            .textContent === '来访升级为集体上访'""", timeout=5_000)
+    assert page.locator(f'[data-incident-id="{incident["id"]}"]').count() == 1
+    assert count(page) == 1
+    assert kpi(page) == 1 and kpi(page, "major") == 1
+    sizes = page.evaluate("""() => document.querySelector('#situation-map .js-plotly-plot')
+        .data.filter(t => t.type === 'scattermap').map(t => t.marker.size.length)""")
+    assert sum(sizes) == 1
+    assert_clean(page)
+
+
+def test_screenshot_of_the_wall(page, server, feed):
+    """A wall with ~300 incidents of several types, for the README (docs/wall-screen.png)."""
+    feed.send(sample(300, seed=5, hours=12))
+    open_wall(page, server)
+    wait_count(page, 300)
+    feed.send(sample(3, seed=6, hours=0.05))  # a few live arrivals on top of the feed
+    wait_count(page, 303)
+    page.wait_for_timeout(3_500)  # let the arrival highlight fade
+    out = ROOT / "docs" / "wall-screen.png"
+    out.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(out))
+    assert out.stat().st_size > 50_000
+    assert_clean(page)
