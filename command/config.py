@@ -46,7 +46,7 @@ class Settings:
     rate_per_second: float = 500.0
     rate_burst: int = 5000
     future_tolerance_seconds: int = 300
-    live_flush_ms: int = 100
+    live_flush_ms: int = 50
     secret_key: str | None = field(default=None, repr=False)
 
     @property

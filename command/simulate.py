@@ -241,7 +241,7 @@ class ReportFactory:
 
     def __init__(self, areas, *, seed: int | None = None, id_prefix: str | None = None,
                  malformed: float = 0.01, resend: float = 0.01, clock=None) -> None:
-        self.areas = _areas(areas)
+        self.areas = areas_from(areas)
         if not self.areas:
             raise ValueError("a ReportFactory needs at least one area")
         self.rng = random.Random(seed)
@@ -420,7 +420,7 @@ def _label(kind: str) -> str:
     return TYPE_LABELS[kind]
 
 
-def _areas(source) -> list[Area]:
+def areas_from(source) -> list[Area]:
     """Areas from a list of Area, a GeoDataFrame of units or a GeoJSON FeatureCollection."""
     if isinstance(source, dict) and source.get("type") == "FeatureCollection":
         rows = [{**(f.get("properties") or {}), "geometry": shapely.geometry.shape(f["geometry"])}
@@ -533,9 +533,10 @@ class _Sender:
         return True
 
     def _on_connect_error(self, data=None) -> None:
-        message = data.get("message") if isinstance(data, dict) else data
-        self._refused = f"refused: {message or 'connection refused'}"
-        if self.stats.connected:  # a reconnect was refused (token revoked): stop retrying
+        if not isinstance(data, dict):  # a transport error: the client keeps retrying
+            return
+        self._refused = f"refused: {data.get('message') or 'connection refused'}"
+        if self.stats.connected:  # a reconnect was refused (token revoked): stop sending
             self.stats.reason = self._refused
 
     def _on_disconnect(self, reason=None) -> None:
@@ -607,7 +608,7 @@ def fetch_areas(url: str, timeout: float = 10.0) -> list[Area]:
     try:
         collection = requests.get(f"{base}/api/v1/units", params={"geometry": "1"},
                                   timeout=timeout).json()
-        areas = _areas(collection) if isinstance(collection, dict) else []
+        areas = areas_from(collection) if isinstance(collection, dict) else []
     except (requests.RequestException, ValueError):
         areas = []
     if areas:

@@ -100,8 +100,13 @@ def test_resend_over_either_door_is_a_duplicate(server):
 
 
 def test_bad_token_is_refused_at_connect_and_over_rest(server):
+    client = socketio.Client(reconnection=False)
+    reasons = []
+    client.on("connect_error", reasons.append, namespace="/feed")
     with pytest.raises(socketio.exceptions.ConnectionError):
-        feed_client(server.url, "not-a-token")
+        client.connect(server.url, namespaces=["/feed"], auth={"token": "not-a-token"},
+                       transports=["websocket"], wait_timeout=10)
+    assert reasons and "unknown or revoked feed token" in str(reasons[0])
     r = requests.post(f"{server.url}/api/v1/reports", json=report(1),
                       headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"

@@ -91,6 +91,13 @@ def authenticate(session: Session, token: str | None) -> Feed:
     return feed
 
 
+def active_ids(session: Session, feed_ids: list[int]) -> set[int]:
+    """Which of these feeds may report right now (not revoked, not disabled)."""
+    stmt = sa.select(feeds.c.id).where(feeds.c.id.in_(feed_ids), feeds.c.revoked_at.is_(None),
+                                       feeds.c.disabled_reason.is_(None))
+    return set(session.execute(stmt).scalars())
+
+
 def get_all(session: Session) -> list[Feed]:
     """Every feed, oldest first."""
     return [_row(r) for r in session.execute(sa.select(feeds).order_by(feeds.c.id))]

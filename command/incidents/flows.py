@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from command.bus import Bus
 from command.clock import Clock
 from command.errors import DomainError
+from command.feeds import service as feeds_service
 from command.feeds.service import Feed
 from command.incidents import service
 from command.ratelimit import RateLimiter
@@ -100,8 +101,8 @@ class IngestFlow:
             results, published = [], []
             for job in jobs:
                 try:
-                    (outcomes,), new = self._store([job])
-                    results.append(outcomes)
+                    (outcome,), new = self._store([job])
+                    results.append(outcome)
                     published.extend(new)
                 except Exception as exc:  # noqa: BLE001 - the request gets the error
                     log.exception("storing a request failed")
@@ -117,20 +118,39 @@ class IngestFlow:
             except Exception:  # committed already: screens catch up by seq
                 log.exception("publishing %d incidents failed", len(published))
 
-    def _store(self, jobs: list[_Job]) -> tuple[list[list[service.Outcome]], list[dict]]:
-        results, published = [], []
+    def _store(self, jobs: list[_Job]) -> tuple[list, list[dict]]:
+        """Store a group in one transaction: one ingest call per feed, feeds re-checked inside it.
+
+        Returns per job either its outcomes or a DomainError for the whole request (a feed
+        revoked or disabled since it connected), and the new incidents in seq order.
+        """
+        by_feed: dict[int, list[int]] = {}
+        for index, job in enumerate(jobs):
+            by_feed.setdefault(job.feed.id, []).append(index)
         for attempt in range(3):
             try:
                 with self._sessions() as session, session.begin():
+                    active = feeds_service.active_ids(session, list(by_feed))
                     locator = self._units.current(session)
                     now = self._clock.now()
-                    results, published = [], []
-                    for job in jobs:
-                        outcomes, new = service.ingest(session, job.feed, job.raws,
+                    results: list = [None] * len(jobs)
+                    published: list[dict] = []
+                    for feed_id, indexes in by_feed.items():
+                        if feed_id not in active:
+                            for i in indexes:
+                                results[i] = DomainError(
+                                    "unauthorized", "the feed's token was revoked or disabled")
+                            continue
+                        raws = [raw for i in indexes for raw in jobs[i].raws]
+                        outcomes, new = service.ingest(session, jobs[indexes[0]].feed, raws,
                                                        locator=locator, now=now,
                                                        max_future=self._max_future)
-                        results.append(outcomes)
+                        start = 0
+                        for i in indexes:
+                            results[i] = outcomes[start:start + len(jobs[i].raws)]
+                            start += len(jobs[i].raws)
                         published.extend(new)
+                published.sort(key=lambda item: item["seq"])
                 return results, published
             except Exception:
                 if attempt == 2:

@@ -10,6 +10,7 @@ import time
 from flask import current_app
 from flask_socketio import Namespace, SocketIO
 from socketio import packet
+from socketio.exceptions import ConnectionRefusedError
 
 from command.errors import DomainError
 from command.feeds import service as feeds_service
@@ -29,32 +30,32 @@ def core():
 
 
 class FeedNamespace(Namespace):
-    """Feeds connect with auth={"token": T} and emit `report` (one object or a list)."""
+    """Feeds connect with auth={"token": T} and emit `report` (one object or a list).
 
-    def __init__(self, namespace: str, app) -> None:
+    The token is checked at connect; the ingest writer checks again, inside the transaction
+    that stores the reports, that the feed is still active (so a revoked token stops at once).
+    """
+
+    def __init__(self, namespace: str) -> None:
         super().__init__(namespace)
-        self._app = app
-        self._feeds: dict[str, tuple[str, float]] = {}  # sid -> (token, checked at)
-
-    def _feed(self, token: str):
-        with core().read() as session:
-            return feeds_service.authenticate(session, token)
+        self._feeds: dict[str, feeds_service.Feed] = {}  # sid -> feed
 
     def on_connect(self, auth=None):
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
-            self._feed(token)
+            with core().read() as session:
+                self._feeds[_sid()] = feeds_service.authenticate(session, token)
         except DomainError as err:
             raise ConnectionRefusedError(err.message) from None
-        self._feeds[_sid()] = (token, time.monotonic())
 
     def on_disconnect(self, reason=None):
         self._feeds.pop(_sid(), None)
 
     def on_report(self, body=None):
-        token, _ = self._feeds.get(_sid(), (None, 0.0))
+        feed = self._feeds.get(_sid())
+        if feed is None:
+            return {"ok": False, "error": {"code": "unauthorized", "message": "not connected"}}
         try:
-            feed = self._feed(token)  # a revoked token stops working at once
             outcomes = core().ingest.submit(feed, body)
         except DomainError as err:
             return {"ok": False, "error": err.as_dict()}
@@ -104,10 +105,15 @@ class Broadcaster:
         self._wake.set()
 
     def _run(self) -> None:
+        last = 0.0
         while True:
             self._wake.wait()
-            time.sleep(self._flush)  # let a burst gather into one message
+            # idle: emit at once; under load: at most one message per flush window
+            pause = last + self._flush - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
             self._wake.clear()
+            last = time.monotonic()
             with self._lock:
                 batch, self._pending = self._pending, []
             batch.sort(key=lambda item: item["seq"])
@@ -148,5 +154,5 @@ def install_size_guard(sio: SocketIO, max_bytes: int) -> None:
 
 def register(sio: SocketIO, app) -> None:
     """Bind the namespaces."""
-    sio.on_namespace(FeedNamespace("/feed", app))
+    sio.on_namespace(FeedNamespace("/feed"))
     sio.on_namespace(LiveNamespace("/live"))

@@ -1,0 +1,84 @@
+"""Feed → `/live` latency: emit at a steady rate, time each report until a `/live` client sees it.
+
+Both clients live in this process, so one clock times both ends: from just before the emit to
+the receipt of the `incidents` message that carries the report (matched by source_id).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+@dataclass
+class LatencyResult:
+    sent: int
+    seen: int
+    latencies_ms: list[float] = field(default_factory=list)
+    ack_ms: list[float] = field(default_factory=list)  # emit → ack (stored), for comparison
+
+    def percentile(self, q: float, *, acks: bool = False) -> float:
+        values = sorted(self.ack_ms if acks else self.latencies_ms)
+        if not values:
+            return float("nan")
+        k = min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))
+        return values[k]
+
+
+def measure(url: str, token: str, *, rate: float = 200.0, seconds: float = 15.0,
+            prefix: str = "lat") -> LatencyResult:
+    """Send `rate` reports/s for `seconds` and time their arrival on `/live`."""
+    import socketio
+
+    from command.simulate import ReportFactory
+    from layers.demo import demo_county
+
+    n = int(rate * seconds)
+    reports = ReportFactory(demo_county(), seed=7, id_prefix=prefix, malformed=0,
+                            resend=0).batch(n, now=datetime.now(timezone.utc))
+    emitted: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    acked: dict[str, float] = {}
+    all_seen = threading.Event()
+
+    live = socketio.Client(reconnection=False, handle_sigint=False)
+
+    @live.on("incidents", namespace="/live")
+    def _incidents(items):
+        at = time.perf_counter()
+        for item in items:
+            sid = item.get("source_id")
+            if sid in emitted and sid not in arrived:
+                arrived[sid] = at
+        if len(arrived) >= n:
+            all_seen.set()
+
+    def _acked(key):
+        acked[key] = time.perf_counter()
+        acks.release()
+
+    feed = socketio.Client(reconnection=False, handle_sigint=False)
+    live.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+    feed.connect(url, namespaces=["/feed"], transports=["websocket"], auth={"token": token},
+                 wait_timeout=10)
+    acks = threading.Semaphore(1000)
+    try:
+        start = time.perf_counter()
+        for i, report in enumerate(reports):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            acks.acquire()
+            emitted[report["id"]] = time.perf_counter()
+            feed.emit("report", report, namespace="/feed",
+                      callback=lambda *_, k=report["id"]: _acked(k))
+        all_seen.wait(5.0)
+    finally:
+        feed.disconnect()
+        live.disconnect()
+    latencies = [(arrived[k] - emitted[k]) * 1000 for k in arrived]
+    ack_ms = [(acked[k] - emitted[k]) * 1000 for k in acked]
+    return LatencyResult(sent=n, seen=len(arrived), latencies_ms=latencies, ack_ms=ack_ms)
