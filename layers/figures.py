@@ -20,17 +20,14 @@ INCIDENT_TRACE_OFFSET = 2  # unit_traces always returns a township and a grid tr
 UIREVISION = "situation-map"
 _CST = timezone(timedelta(hours=8))
 _MAP_PIXELS = (900, 620)  # assumed map size when fitting the zoom to the county
-# "white-bg" is the only offline built-in style; a world-sized dark fill beneath the traces
-# turns it dark without tiles or glyphs.
-_DARK_GROUND = {
-    "sourcetype": "geojson",
-    "source": {
-        "type": "Feature", "properties": {},
-        "geometry": {"type": "Polygon", "coordinates": [[[-180, -85], [180, -85], [180, 85], [-180, 85], [-180, -85]]]},
-    },
-    "type": "fill",
-    "color": theme.MAP_BACKGROUND,
-    "below": "traces",
+# A local MapLibre style: a dark background and nothing else, so the map needs no tile server,
+# no sprite and no glyphs (no request leaves the server). Plotly draws the traces above it.
+MAP_STYLE = {
+    "id": "cmdcenter-dark",
+    "version": 8,
+    "sources": {},
+    "layers": [{"id": "ground", "type": "background",
+                "paint": {"background-color": theme.MAP_BACKGROUND}}],
 }
 
 
@@ -189,8 +186,7 @@ def situation_figure(units: geopandas.GeoDataFrame, incidents: list[dict]) -> go
     center, zoom = _fit(rows.total_bounds if len(rows) else np.full(4, np.nan))
     fig.update_layout(
         map={
-            "style": "white-bg", "center": center, "zoom": zoom, "uirevision": UIREVISION,
-            "layers": [_DARK_GROUND],
+            "style": MAP_STYLE, "center": center, "zoom": zoom, "uirevision": UIREVISION,
         },
         uirevision=UIREVISION,
         paper_bgcolor=theme.BACKGROUND,
