@@ -473,6 +473,34 @@
         setProps(S.cfg.ids.situation_map, {figure: patch.build()});
     }
 
+    // --- the map's ground -------------------------------------------------------------------
+    // The map uses plotly's offline "white-bg" style (no tiles, no glyphs). Its one background
+    // layer is recoloured here, in MapLibre itself: plotly then never re-applies the style, so
+    // the ground cannot flash white when traces change. The canvas stays hidden until then.
+    function darkenMap() {
+        var host = document.getElementById(S.cfg.ids.situation_map);
+        var gd = host && host.querySelector(".js-plotly-plot");
+        var sub = gd && gd._fullLayout && gd._fullLayout.map && gd._fullLayout.map._subplot;
+        var map = sub && sub.map;
+        if (!map) { return false; }
+        if (map.__cmdcenterGround) { return true; }
+        var paint = function () {
+            if (map.getLayer("white-bg")) {
+                map.setPaintProperty("white-bg", "background-color", S.cfg.map_background);
+                host.classList.add("map-ready");
+            }
+        };
+        map.on("styledata", paint);
+        paint();
+        map.__cmdcenterGround = true;
+        return true;
+    }
+
+    function whenMapExists(tries) {
+        if (!S || darkenMap() || tries <= 0) { return; }
+        setTimeout(function () { whenMapExists(tries - 1); }, 50);
+    }
+
     // --- start ----------------------------------------------------------------------------
     function start(cfg) {
         if (!cfg) { return; }
@@ -497,6 +525,7 @@
         refreshNumbers();
         tickClock();
         setTimeout(fitScreen, 0);
+        whenMapExists(400);
         timers.push(setInterval(function () { flush(false); }, FLUSH_MS));
         timers.push(setInterval(function () { catchUp(S.lastSeq); }, POLL_MS));
         timers.push(setInterval(function () { flush(true); }, PRUNE_MS));

@@ -20,17 +20,6 @@ INCIDENT_TRACE_OFFSET = 2  # unit_traces always returns a township and a grid tr
 UIREVISION = "situation-map"
 _CST = timezone(timedelta(hours=8))
 _MAP_PIXELS = (900, 620)  # assumed map size when fitting the zoom to the county
-# A local MapLibre style: a dark background and nothing else, so the map needs no tile server,
-# no sprite and no glyphs (no request leaves the server). Plotly draws the traces above it.
-MAP_STYLE = {
-    "id": "cmdcenter-dark",
-    "version": 8,
-    "sources": {},
-    "layers": [{"id": "ground", "type": "background",
-                "paint": {"background-color": theme.MAP_BACKGROUND}}],
-}
-
-
 def escape(text) -> str:
     """Escape ``&``, ``<`` and ``>`` so hover text never renders user input as HTML.
 
@@ -186,7 +175,8 @@ def situation_figure(units: geopandas.GeoDataFrame, incidents: list[dict]) -> go
     center, zoom = _fit(rows.total_bounds if len(rows) else np.full(4, np.nan))
     fig.update_layout(
         map={
-            "style": MAP_STYLE, "center": center, "zoom": zoom, "uirevision": UIREVISION,
+            # offline: no tile server, no glyphs (the wall screen recolours its ground)
+            "style": "white-bg", "center": center, "zoom": zoom, "uirevision": UIREVISION,
         },
         uirevision=UIREVISION,
         paper_bgcolor=theme.BACKGROUND,

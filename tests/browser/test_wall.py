@@ -194,3 +194,26 @@ def test_screenshot_of_the_wall(page, server, feed):
     page.screenshot(path=str(out))
     assert out.stat().st_size > 50_000
     assert_clean(page)
+
+
+def test_map_ground_stays_dark_through_live_updates(page, server, feed):
+    """The map has no tiles; its ground must stay dark (never flash white) while data arrives."""
+    import io
+
+    from PIL import Image
+
+    open_wall(page, server)
+    page.wait_for_selector("#situation-map.map-ready", timeout=15_000)
+    box = page.locator("#situation-map").bounding_box()
+    corner = (int(box["x"] + box["width"] - 30), int(box["y"] + box["height"] - 30))
+    reports = sample(400, seed=11, hours=2)
+    samples = []
+    for k in range(8):
+        feed.send(reports[k * 50:(k + 1) * 50])
+        for _ in range(2):
+            shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+            samples.append(shot.getpixel(corner))
+            page.wait_for_timeout(120)
+    wait_count(page, 400, timeout=30_000)
+    assert all(max(pixel) < 90 for pixel in samples), samples
+    assert_clean(page)

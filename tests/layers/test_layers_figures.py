@@ -76,9 +76,7 @@ def test_hover_is_escaped():
 def test_situation_figure_offline_layout():
     units = demo_county()
     fig = situation_figure(units, [_incident(1)])
-    style = fig.layout.map.style  # a local style: no tiles, sprite or glyphs to fetch
-    assert style["sources"] == {} and "glyphs" not in style and "sprite" not in style
-    assert [layer["type"] for layer in style["layers"]] == ["background"]
+    assert fig.layout.map.style == "white-bg"
     assert len(fig.data) == INCIDENT_TRACE_OFFSET + len(TYPE_CODES)
     assert all(isinstance(t, go.Choroplethmap) for t in fig.data[:INCIDENT_TRACE_OFFSET])
     assert all(isinstance(t, go.Scattermap) for t in fig.data[INCIDENT_TRACE_OFFSET:])

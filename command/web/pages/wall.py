@@ -82,6 +82,7 @@ def layout(**_):
         "severity_colors": {str(k): v for k, v in theme.SEVERITY_COLORS.items()},
         "townships": townships,
         "bounds": [float(v) for v in units.total_bounds] if len(units) else None,
+        "map_background": layer_theme.MAP_BACKGROUND,
         "chart_font": theme.CHART_FONT_SIZE,
         "incidents": incidents,
         "feed": [i["id"] for i in feed],
