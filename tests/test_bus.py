@@ -6,7 +6,6 @@ import threading
 import uuid
 
 import pytest
-import socketio
 
 from command.bus import InProcessBus, RedisBus
 from tests import servers

@@ -21,8 +21,6 @@ from command.incidents.types import TYPE_LABELS
 from layers.crs import to_wgs84
 from layers.locate import Locator
 
-MAX_LIST = 5000
-
 
 @dataclass
 class Outcome:
@@ -55,46 +53,44 @@ def ingest(session: Session, feed: Feed, raws: list[Any], *, locator: Locator, n
     caller has committed). Sequence numbers are reserved last, so the counter lock is short.
     """
     outcomes: list[Outcome] = [Outcome() for _ in raws]
-    placed: dict[int, Placed] = {}
+    valid: dict[int, Report] = {}
     for i, raw in enumerate(raws):
         try:
             report = validate(raw, now=now, max_future=max_future)
             if report.grid is not None and not _is_grid(locator, report.grid):
                 raise DomainError("invalid_field", f"grid: no grid with code {report.grid!r}", "grid")
-            placed[i] = report  # coordinates filled below, vectorised
+            valid[i] = report
         except DomainError as err:
             outcomes[i].error = err
-    placed = _convert(placed, locator)
+    placed = _convert(valid, locator)  # WGS-84 positions, vectorised per datum
 
     existing = _existing(session, feed.id, [p.report.id for p in placed.values()])
     fresh: dict[int, Placed] = {}
-    seen: dict[str, int] = {}
+    first_in_batch: dict[str, int] = {}  # source id -> index of its first new report
+    repeats: dict[int, int] = {}  # index -> index of the same report earlier in this batch
     for i, p in placed.items():
         prior = existing.get(p.report.id)
-        if prior is None and p.report.id in seen:
-            prior_index = seen[p.report.id]
-            if placed[prior_index].fingerprint == p.fingerprint:
-                outcomes[i] = Outcome(duplicate=True)  # filled with the incident below
-                outcomes[i].incident = prior_index  # type: ignore[assignment]
-            else:
-                outcomes[i].error = _conflict(p.report.id)
-            continue
+        earlier = first_in_batch.get(p.report.id)
         if prior is not None:
             if prior["fingerprint"] == p.fingerprint:
                 outcomes[i] = Outcome(incident=row_dict(prior, feed.name, locator), duplicate=True)
             else:
                 outcomes[i].error = _conflict(p.report.id)
-            continue
-        seen[p.report.id] = i
-        fresh[i] = p
+        elif earlier is not None:
+            if placed[earlier].fingerprint == p.fingerprint:
+                repeats[i] = earlier
+            else:
+                outcomes[i].error = _conflict(p.report.id)
+        else:
+            first_in_batch[p.report.id] = i
+            fresh[i] = p
 
     created = _insert(session, feed, fresh, locator=locator, now=now)
     for i, incident in created.items():
         outcomes[i].incident = incident
-    for outcome in outcomes:
-        if outcome.duplicate and isinstance(outcome.incident, int):
-            outcome.incident = created[outcome.incident]
-    return outcomes, [created[i] for i in sorted(created, key=lambda k: created[k]["seq"])]
+    for i, earlier in repeats.items():
+        outcomes[i] = Outcome(incident=created[earlier], duplicate=True)
+    return outcomes, sorted(created.values(), key=lambda incident: incident["seq"])
 
 
 def _conflict(source_id: str) -> DomainError:

@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, core: Core | None = None) -> tuple[dash.Da
         server, async_mode="threading", path="socket.io", max_http_buffer_size=engineio_limit,
         ping_interval=10, ping_timeout=20)
     sockets.install_size_guard(sockets.socketio, settings.max_message_bytes)
-    sockets.register(sockets.socketio, server)
+    sockets.register(sockets.socketio)
     core.bus.subscribe("incidents", sockets.Broadcaster(sockets.socketio,
                                                         settings.live_flush_ms / 1000))
     return app, core
@@ -58,5 +58,10 @@ def create_app(settings: Settings, *, core: Core | None = None) -> tuple[dash.Da
 
 def serve(app: dash.Dash, settings: Settings) -> None:
     """Run the server until interrupted (Werkzeug, threaded; websocket via simple-websocket)."""
+    import flask.cli
+
+    flask.cli.show_server_banner = lambda *args, **kwargs: None  # cmdcenter prints its own
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the console
     sockets.socketio.run(app.server, host=settings.host, port=settings.port,
                          allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)

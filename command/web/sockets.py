@@ -152,7 +152,7 @@ def install_size_guard(sio: SocketIO, max_bytes: int) -> None:
     server.eio.on("message", guarded)
 
 
-def register(sio: SocketIO, app) -> None:
+def register(sio: SocketIO) -> None:
     """Bind the namespaces."""
     sio.on_namespace(FeedNamespace("/feed"))
     sio.on_namespace(LiveNamespace("/live"))

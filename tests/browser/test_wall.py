@@ -110,7 +110,7 @@ def test_html_in_a_title_is_shown_as_text(page, server, feed):
                                   timeout=10_000)
     assert item.query_selector(".feed-title").text_content() == title
     assert item.query_selector("img") is None and item.query_selector("b") is None
-    hover = page.evaluate(f"""() => document.querySelector('#situation-map .js-plotly-plot')
+    hover = page.evaluate("""() => document.querySelector('#situation-map .js-plotly-plot')
         .data.flatMap(t => t.hovertext || []).find(h => h.includes('onerror'))""")
     assert "&lt;img src=x onerror=alert(1)&gt;" in hover
     page.wait_for_timeout(300)
