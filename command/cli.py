@@ -58,7 +58,7 @@ def _explain(exc: Exception) -> str | None:
 
 
 def _settings(args, **extra) -> config_mod.Settings:
-    return config_mod.load(data_dir=args.data_dir, **extra)
+    return config_mod.load(data_dir=getattr(args, "data_dir", None), **extra)
 
 
 def _core(args, **kwargs):
@@ -219,7 +219,8 @@ def cmd_simulate(args) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=None,
+    # SUPPRESS: given before or after the subcommand, neither place overwrites the other
+    common.add_argument("--data-dir", default=argparse.SUPPRESS,
                         help="where the data lives (default ./data, or CMDCENTER_DATA_DIR)")
     parser = argparse.ArgumentParser(
         prog="cmdcenter", parents=[common],

@@ -18,6 +18,13 @@ def run(data_dir, *args, check=True, env=None):
     return servers.cli(*args, data_dir=data_dir, check=check, env=env)
 
 
+def test_data_dir_before_or_after_the_command(tmp_path):
+    servers.cli("--data-dir", str(tmp_path / "a"), "units", "list")
+    servers.cli("units", "list", "--data-dir", str(tmp_path / "b"))
+    servers.cli("units", "list", env={"CMDCENTER_DATA_DIR": str(tmp_path / "c")})
+    assert all((tmp_path / d / "cmdcenter.sqlite3").exists() for d in "abc")
+
+
 def test_feeds_add_prints_the_token_last_and_json(tmp_path):
     out = run(tmp_path, "feeds", "add", "青石镇平台", "--unit", "DEMO-T03")
     token = out.stdout.strip().splitlines()[-1]
