@@ -91,9 +91,14 @@ def cmd_serve(args, *, demo: bool = False) -> int:
     if demo:
         from command.demo import start_demo_feeds
 
+        from command.demo import ensure_demo_users
+
         feeds = start_demo_feeds(core, url, rate=args.rate)
         print(f"cmdcenter: demo feeds running ({len(feeds)} townships, ~{args.rate:g} reports/s)",
               flush=True)
+        print("cmdcenter: demo users (passwords are new at every start):", flush=True)
+        for name, role, unit, password in ensure_demo_users(core):
+            print(f"  {name:<10} {password}   {role}{' · ' + unit if unit else ''}", flush=True)
     print(f"cmdcenter: wall screen at {url}/  (Ctrl+C to stop)", flush=True)
     try:
         serve(app, settings)
@@ -156,6 +161,94 @@ def cmd_feeds_bind(args) -> int:
     with core.write() as session, session.begin():
         feed = service.rebind(session, name=args.name, unit_code=args.unit)
     print(f"feed {feed.name!r} bound to {feed.unit_code} and active")
+    return 0
+
+
+# --- users ----------------------------------------------------------------------------------------
+
+def _read_password(args) -> str | None:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise config_mod.ConfigError("no terminal to ask for a password: use --password-stdin")
+    import getpass
+
+    first = getpass.getpass("password (at least 8 characters): ")
+    if first != getpass.getpass("again: "):
+        raise config_mod.ConfigError("the two passwords differ")
+    return first
+
+
+def _dept_code(session, value: str) -> str:
+    from command.errors import NotFound
+    from command.units import service as units_service
+
+    for unit in units_service.get_all(session):
+        if unit["level"] == "dept" and value in (unit["code"], unit["name"],
+                                                  unit["code"].removeprefix("dept.")):
+            return unit["code"]
+    raise NotFound(f"no department {value!r} (see `cmdcenter units list --level dept`)")
+
+
+def cmd_users_add(args) -> int:
+    from command.users import service
+
+    core = _core(args)
+    password = _read_password(args)
+    with core.write() as session, session.begin():
+        unit = _dept_code(session, args.dept) if args.dept else args.unit
+        user = service.create(session, name=args.name, role=args.role, unit_code=unit,
+                              password=password, now=core.clock.now())
+    where = f" of {user.unit_code}" if user.unit_code else ""
+    print(f"user {user.name!r} added: {user.role}{where}")
+    return 0
+
+
+def cmd_users_token(args) -> int:
+    from command.users import service
+
+    core = _core(args)
+    with core.write() as session, session.begin():
+        token = service.issue_token(session, name=args.name)
+    print(f"personal API token of {args.name!r} (the previous one stops working):")
+    print(token)
+    return 0
+
+
+def cmd_users_list(args) -> int:
+    from command.users import service
+
+    core = _core(args)
+    with core.read() as session:
+        users = service.get_all(session)
+    if args.json:
+        print(json.dumps([u.as_dict() for u in users], ensure_ascii=False))
+        return 0
+    if not users:
+        print("no users yet: add one with `cmdcenter users add NAME --role R`")
+    for u in users:
+        print(f"{u.name}\t{u.role}\t{u.unit_code or ''}\t{'disabled' if u.disabled else 'active'}")
+    return 0
+
+
+def cmd_users_disable(args) -> int:
+    from command.users import service
+
+    core = _core(args)
+    with core.write() as session, session.begin():
+        service.disable(session, name=args.name, now=core.clock.now())
+    print(f"user {args.name!r} disabled")
+    return 0
+
+
+def cmd_users_password(args) -> int:
+    from command.users import service
+
+    core = _core(args)
+    password = _read_password(args)
+    with core.write() as session, session.begin():
+        service.set_password(session, name=args.name, password=password)
+    print(f"password of {args.name!r} set")
     return 0
 
 
@@ -255,10 +348,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--unit", required=True)
 
+    users = sub.add_parser("users", help="users: add, token, list, disable, password")
+    xsub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    p = add("add", cmd_users_add, "add a user with a role", xsub)
+    p.add_argument("name")
+    p.add_argument("--role", required=True,
+                   choices=("duty", "leader", "township", "grid", "dept", "admin"))
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--unit", help="township or grid code (township and grid roles)")
+    where.add_argument("--dept", help="department code or name, e.g. dept.police or 公安")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p = add("token", cmd_users_token, "print a new personal API token (last line)", xsub)
+    p.add_argument("name")
+    p = add("list", cmd_users_list, "list users", xsub)
+    p.add_argument("--json", action="store_true")
+    p = add("disable", cmd_users_disable, "disable a user (sessions and token stop)", xsub)
+    p.add_argument("name")
+    p = add("password", cmd_users_password, "set a user's password", xsub)
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true")
+
     units = sub.add_parser("units", help="units: list")
     usub = units.add_subparsers(dest="units_command", required=True, metavar="ACTION")
     p = add("list", cmd_units_list, "list units", usub)
-    p.add_argument("--level", choices=("county", "township", "grid"))
+    p.add_argument("--level", choices=("county", "township", "grid", "dept"))
     p.add_argument("--json", action="store_true")
 
     bounds = sub.add_parser("boundaries", help="boundaries: import")

@@ -48,6 +48,9 @@ class Settings:
     future_tolerance_seconds: int = 300
     live_flush_ms: int = 50
     secret_key: str | None = field(default=None, repr=False)
+    # "dept.code:名称,…" overrides the built-in list of stationed departments
+    departments: str | None = None
+    session_days: int = 30
 
     @property
     def db_url(self) -> str:

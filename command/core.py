@@ -29,10 +29,16 @@ class Core:
         migrate(self.engine)
         self.read = make_sessionmaker(self.engine)
         self.write = make_sessionmaker(self.engine, write=True)
-        if seed_demo:
-            with self.write() as session, session.begin():
-                if units_service.ensure_demo(session):
-                    log.info("no units stored: loaded the built-in demo county")
+        departments = units_service.DEPARTMENTS
+        if settings.departments:
+            try:
+                departments = units_service.parse_departments(settings.departments)
+            except ValueError as exc:
+                raise config_mod.ConfigError(f"CMDCENTER_DEPARTMENTS: {exc}") from None
+        with self.write() as session, session.begin():
+            if seed_demo and units_service.ensure_demo(session):
+                log.info("no units stored: loaded the built-in demo county")
+            units_service.ensure_departments(session, departments)
         self.clock = clock or Clock()
         self._bus = bus
         self.units = UnitRegistry()

@@ -104,22 +104,25 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def next_seq(session: Session, n: int = 1) -> int:
-    """Reserve `n` sequence numbers and return the first.
+def next_seq(session: Session, n: int = 1, *, counter: str = "seq") -> int:
+    """Reserve `n` sequence numbers of `counter` and return the first.
+
+    Counters: "seq" (incidents), "order_seq" (order nodes), "alert_seq" (alerts).
 
     The counter row stays locked until the transaction commits, so sequence numbers become
     visible in commit order (a reader never sees a smaller seq appear after a larger one).
     Call it last in a transaction to keep the lock short.
     """
-    stmt = (sa.update(counters).where(counters.c.name == "seq")
+    stmt = (sa.update(counters).where(counters.c.name == counter)
             .values(value=counters.c.value + n).returning(counters.c.value))
     last = session.execute(stmt).scalar_one()
     return last - n + 1
 
 
-def last_seq(session: Session) -> int:
-    """The highest sequence number handed out so far."""
-    return session.execute(sa.select(counters.c.value).where(counters.c.name == "seq")).scalar_one()
+def last_seq(session: Session, *, counter: str = "seq") -> int:
+    """The highest sequence number of `counter` handed out so far."""
+    return session.execute(
+        sa.select(counters.c.value).where(counters.c.name == counter)).scalar_one()
 
 
 def get_meta(session: Session, key: str, default: str | None = None) -> str | None:

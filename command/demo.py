@@ -119,3 +119,31 @@ def _local(url: str) -> str:
         netloc = loopback + (f":{parts.port}" if parts.port else "")
         return urlunsplit(parts._replace(netloc=netloc))
     return url
+
+
+DEMO_USERS = (  # name, role, unit
+    ("duty", "duty", None), ("leader", "leader", None), ("admin", "admin", None),
+    ("township", "township", "DEMO-T01"), ("grid", "grid", "DEMO-T01-G01"),
+    ("police", "dept", "dept.police"),
+)
+
+
+def ensure_demo_users(core) -> list[tuple[str, str, str | None, str]]:
+    """Create (or reset the password of) one demo user per role; return name, role, unit, password."""
+    import secrets as _secrets
+
+    from command.errors import NotFound
+    from command.users import service as users_service
+
+    out = []
+    with core.write() as session, session.begin():
+        for name, role, unit in DEMO_USERS:
+            password = _secrets.token_urlsafe(9)
+            try:
+                users_service.get(session, name=name)
+                users_service.set_password(session, name=name, password=password)
+            except NotFound:
+                users_service.create(session, name=name, role=role, unit_code=unit,
+                                     password=password, now=core.clock.now())
+            out.append((name, role, unit, password))
+    return out

@@ -600,20 +600,21 @@ class _Sender:
             pass
 
 
-def fetch_areas(url: str, timeout: float = 10.0) -> list[Area]:
+def fetch_areas(url: str, token: str | None = None, timeout: float = 10.0) -> list[Area]:
     """The server's townships (with polygons) or, lacking geometry, its grid codes."""
     import requests
 
     base = url.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         collection = requests.get(f"{base}/api/v1/units", params={"geometry": "1"},
-                                  timeout=timeout).json()
+                                  headers=headers, timeout=timeout).json()
         areas = areas_from(collection) if isinstance(collection, dict) else []
     except (requests.RequestException, ValueError):
         areas = []
     if areas:
         return areas
-    units = requests.get(f"{base}/api/v1/units", timeout=timeout).json()
+    units = requests.get(f"{base}/api/v1/units", headers=headers, timeout=timeout).json()
     grids = [Area(u["code"], u["name"]) for u in units if u.get("level") == "grid"]
     if not grids:
         raise RuntimeError(f"{base} has no township polygons and no grids to report from")
@@ -636,7 +637,7 @@ def run(url: str, token: str, *, rate: float = 2.0, count: int | None = None,
         return stats
     try:
         if factory is None:
-            factory = ReportFactory(fetch_areas(url), seed=seed,
+            factory = ReportFactory(fetch_areas(url, token), seed=seed,
                                     id_prefix=f"sim-{uuid.uuid4().hex[:10]}")
         if initial:
             for start in range(0, len(initial), 1000):

@@ -51,7 +51,7 @@ def units_geojson(units: geopandas.GeoDataFrame, level: str | None) -> dict:
             "type": "Feature",
             "id": str(row.code),
             "properties": {"code": str(row.code), "name": str(row.name), "level": str(row.level), "parent": parent},
-            "geometry": _rounded(shapely.geometry.mapping(geom)),
+            "geometry": None if geom is None else _rounded(shapely.geometry.mapping(geom)),
         })
     return {"type": "FeatureCollection", "features": features}
 

@@ -110,6 +110,29 @@ class Server:
         self.stop()
         return self.start()
 
+    def add_user(self, name: str, role: str, unit: str | None = None,
+                 password: str = "password-123") -> str:
+        """Add a user through the CLI; return their personal API token."""
+        args = ["users", "add", name, "--role", role, "--password-stdin"]
+        if unit:
+            args += ["--dept" if role == "dept" else "--unit", unit]
+        cli(*args, env=self.env, data_dir=self.data_dir, input=password + "\n")
+        out = cli("users", "token", name, env=self.env, data_dir=self.data_dir)
+        return out.stdout.strip().splitlines()[-1]
+
+    @property
+    def duty_token(self) -> str:
+        """A duty officer's token (the county-wide reader), made on first use."""
+        if not getattr(self, "_duty_token", None):
+            self._duty_token = self.add_user(f"duty-{self.port}", "duty")
+        return self._duty_token
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        """GET an API path as the duty officer."""
+        headers = {"Authorization": f"Bearer {self.duty_token}", **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", 30)
+        return requests.get(self.url + path, headers=headers, **kwargs)
+
     def add_feed(self, name: str, unit: str = "DEMO-T01") -> str:
         """Register a feed through the CLI (as an administrator would); return its token."""
         out = cli("feeds", "add", name, "--unit", unit, "--json", env=self.env,

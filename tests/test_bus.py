@@ -55,8 +55,8 @@ def test_two_servers_share_redis_and_postgres(tmp_path, redis_url, postgres_url,
     two = servers.Server(tmp_path / "two", servers.free_port(), env).start()
     try:
         token = one.add_feed("shared")
-        live_on_two = Live(two.url)
-        live_on_one = Live(one.url)
+        live_on_two = Live(two.url, two.duty_token)
+        live_on_one = Live(one.url, one.duty_token)
         feed = feed_client(one.url, token)
         acks = feed.call("report", [report(i) for i in range(25)], namespace="/feed")
         ids = {a["incident"]["id"] for a in acks}

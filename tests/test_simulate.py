@@ -96,7 +96,7 @@ def test_run_sends_to_a_real_server(server):
     assert stats.sent == 50 and stats.errors == 0
     assert stats.accepted >= 45
     assert stats.accepted + stats.duplicates + sum(stats.rejected.values()) == 50
-    body = requests.get(f"{server.url}/api/v1/incidents", params={"since": 0, "limit": 500},
+    body = server.get("/api/v1/incidents", params={"since": 0, "limit": 500},
                         timeout=10).json()
     mine = [i for i in body["items"] if i["feed"] == "sim-test"]
     assert len(mine) == stats.accepted

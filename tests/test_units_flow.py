@@ -52,4 +52,5 @@ def test_reimporting_townships_drops_stale_grids(core, tmp_path):
     import_boundaries(core, grids, level="grid", code_field="code", name_field="name")
     import_boundaries(core, towns, level="township", code_field="code", name_field="name")
     with core.read() as s:
-        assert [u["code"] for u in units.get_all(s)] == ["T1"]
+        assert [u["code"] for u in units.get_all(s) if u["level"] != "dept"] == ["T1"]
+        assert sum(u["level"] == "dept" for u in units.get_all(s)) == 13  # configuration stays

@@ -32,12 +32,13 @@ def feed_client(url, token) -> socketio.Client:
 class Live:
     """A /live subscriber collecting every incident it is sent."""
 
-    def __init__(self, url):
+    def __init__(self, url, token):
         self.items: list[dict] = []
         self.arrived = threading.Condition()
         self.client = socketio.Client(reconnection=False)
         self.client.on("incidents", self._on, namespace="/live")
-        self.client.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+        self.client.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10,
+                            auth={"token": token})
 
     def _on(self, items):
         with self.arrived:
@@ -56,7 +57,7 @@ class Live:
 
 def test_feed_to_ack_to_live_to_rest(server):
     token = server.add_feed("township-a")
-    live = Live(server.url)
+    live = Live(server.url, server.duty_token)
     feed = feed_client(server.url, token)
     try:
         ack = feed.call("report", report(1), namespace="/feed", timeout=10)
@@ -69,11 +70,11 @@ def test_feed_to_ack_to_live_to_rest(server):
         items = live.wait_for(11)
         seqs = [i["seq"] for i in items]
         assert seqs == sorted(seqs) == list(range(1, 12))
-        page = requests.get(f"{server.url}/api/v1/incidents?since=0&limit=5").json()
+        page = server.get("/api/v1/incidents?since=0&limit=5").json()
         assert [i["seq"] for i in page["items"]] == [1, 2, 3, 4, 5] and page["last_seq"] == 5
-        rest = requests.get(f"{server.url}/api/v1/incidents?since=5").json()
+        rest = server.get("/api/v1/incidents?since=5").json()
         assert [i["seq"] for i in rest["items"]] == list(range(6, 12))
-        assert requests.get(f"{server.url}/api/v1/incidents?since=11").json() == \
+        assert server.get("/api/v1/incidents?since=11").json() == \
             {"items": [], "last_seq": 11}
         caught = live.client.call("since", {"seq": 9}, namespace="/live")
         assert [i["seq"] for i in caught["items"]] == [10, 11] and caught["last_seq"] == 11
@@ -147,7 +148,7 @@ def test_rest_errors(server, body, status, code, field):
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert error["code"] == code and error.get("field") == field and error["message"]
-    assert requests.get(f"{server.url}/api/v1/incidents?since=0").json()["items"] == []
+    assert server.get("/api/v1/incidents?since=0").json()["items"] == []
 
 
 def test_rest_list_answers_200_per_item(server):
@@ -203,17 +204,17 @@ def test_acked_reports_survive_a_server_restart(server):
     feed.disconnect()
     server.kill()  # no clean shutdown: an ack must already mean "committed"
     server.start()
-    items = requests.get(f"{server.url}/api/v1/incidents?since=0&limit=100").json()["items"]
+    items = server.get("/api/v1/incidents?since=0&limit=100").json()["items"]
     assert {i["id"] for i in items} == {a["incident"]["id"] for a in acks}
 
 
 def test_units_and_health(server):
-    units = requests.get(f"{server.url}/api/v1/units").json()
+    units = server.get("/api/v1/units").json()
     levels = [u["level"] for u in units]
     assert levels.count("county") == 1 and levels.count("township") >= 10
     assert levels.count("grid") >= 150
     assert set(units[1]) == {"code", "name", "level", "parent"}
-    geo = requests.get(f"{server.url}/api/v1/units?geometry=1").json()
+    geo = server.get("/api/v1/units?geometry=1").json()
     assert geo["type"] == "FeatureCollection" and len(geo["features"]) == len(units)
     assert set(geo["features"][0]["properties"]) >= {"code", "name", "level", "parent"}
     assert requests.get(f"{server.url}/healthz").json()["ok"] is True
@@ -221,7 +222,7 @@ def test_units_and_health(server):
 
 def test_burst_of_2000_reaches_live_entirely(server):
     token = server.add_feed("burst")
-    live = Live(server.url)
+    live = Live(server.url, server.duty_token)
     feed = feed_client(server.url, token)
     try:
         start = time.monotonic()

@@ -26,6 +26,9 @@ incidents = sa.Table(
     sa.Column("grid_code", sa.String(64), nullable=True),
     sa.Column("outside", sa.Boolean, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("merged_into", sa.String(32), nullable=True),
+    sa.Column("rating", sa.SmallInteger, nullable=True),  # follow-up satisfaction 1-5
+    sa.Column("level", sa.String(16), nullable=False, default="grid"),  # who handles it now
     sa.UniqueConstraint("feed_id", "source_id", name="uq_incidents_feed_source"),
     sa.Index("ix_incidents_occurred_at", "occurred_at"),
 )

@@ -194,25 +194,58 @@ def _unit_ref(locator: Locator, code: str | None) -> dict | None:
         return {"code": code, "name": code}
 
 
-def since(session: Session, seq: int, *, limit: int, locator: Locator) -> dict:
-    """The changes after `seq` in ascending order, at most `limit`: {items, last_seq}."""
+def scope_filter(principal):
+    """A WHERE clause restricting incidents to what `principal` may see (None: everything)."""
+    from command.orders.models import order_nodes
+
+    if principal is None or principal.county_wide:
+        return None
+    ordered = incidents.c.id.in_(sa.select(order_nodes.c.incident_id)
+                                 .where(order_nodes.c.target_code == principal.unit_code))
+    if principal.role == "township":
+        return sa.or_(incidents.c.township_code == principal.unit_code, ordered)
+    if principal.role == "grid":
+        return sa.or_(incidents.c.grid_code == principal.unit_code, ordered)
+    if principal.role == "dept":
+        return ordered
+    return sa.false()
+
+
+def since(session: Session, seq: int, *, limit: int, locator: Locator, principal=None) -> dict:
+    """The changes after `seq` that `principal` may see, ascending, at most `limit`.
+
+    `last_seq` is how far the reader has examined: with a scope, changes it may not see are
+    skipped, so a screen never waits for a number it will not be shown.
+    """
+    from command.db import last_seq
     from command.feeds.models import feeds
 
+    examined = last_seq(session)  # read first: every seq up to it is committed
     stmt = (sa.select(incidents, feeds.c.name.label("feed_name"))
             .join(feeds, feeds.c.id == incidents.c.feed_id)
-            .where(incidents.c.seq > seq).order_by(incidents.c.seq).limit(limit))
+            .where(incidents.c.seq > seq, incidents.c.seq <= examined)
+            .order_by(incidents.c.seq).limit(limit))
+    where = scope_filter(principal)
+    if where is not None:
+        stmt = stmt.where(where)
     items = [row_dict(r._mapping, r.feed_name, locator) for r in session.execute(stmt)]
-    return {"items": items, "last_seq": items[-1]["seq"] if items else seq}
+    if len(items) == limit:
+        return {"items": items, "last_seq": items[-1]["seq"]}
+    return {"items": items, "last_seq": max(examined, seq) if where is not None or items else seq}
 
 
-def recent(session: Session, *, after: datetime, locator: Locator, limit: int = 20000) -> list[dict]:
-    """Incidents that occurred after `after`, oldest first (the wall screen's opening state)."""
+def recent(session: Session, *, after: datetime, locator: Locator, limit: int = 20000,
+           principal=None) -> list[dict]:
+    """Incidents that occurred after `after`, oldest first (a screen's opening state)."""
     from command.feeds.models import feeds
 
     stmt = (sa.select(incidents, feeds.c.name.label("feed_name"))
             .join(feeds, feeds.c.id == incidents.c.feed_id)
             .where(incidents.c.occurred_at >= after)
             .order_by(incidents.c.occurred_at.desc()).limit(limit))
+    where = scope_filter(principal)
+    if where is not None:
+        stmt = stmt.where(where)
     rows = [row_dict(r._mapping, r.feed_name, locator) for r in session.execute(stmt)]
     rows.reverse()
     return rows

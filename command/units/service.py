@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 from command.db import get_meta, set_meta
 from command.units.models import units
 
-LEVELS = ("county", "township", "grid")
+LEVELS = ("county", "township", "grid", "dept")
+# stationed departments (入驻部门): units of level "dept" that orders can be addressed to
+DEPARTMENTS = (
+    ("dept.police", "公安"), ("dept.justice", "司法行政"), ("dept.petition", "信访"),
+    ("dept.court", "法院"), ("dept.procuratorate", "检察院"), ("dept.hrss", "人社"),
+    ("dept.civil", "民政"), ("dept.health", "卫健"), ("dept.education", "教育"),
+    ("dept.construction", "建设"), ("dept.enforcement", "综合执法"),
+    ("dept.market", "市场监管"), ("dept.resources", "自然资源"),
+)
 VERSION_KEY = "units_version"
 
 
@@ -27,8 +35,11 @@ def version(session: Session) -> str:
 
 
 def replace_all(session: Session, gdf: gpd.GeoDataFrame, *, source: str) -> None:
-    """Replace the whole unit tree with `gdf` (code, name, level, parent, geometry in WGS-84)."""
-    session.execute(sa.delete(units))
+    """Replace the unit tree with `gdf` (code, name, level, parent, geometry in WGS-84).
+
+    Department units are configuration, not geography: they stay.
+    """
+    session.execute(sa.delete(units).where(units.c.level != "dept"))
     rows = [
         {"code": r.code, "name": r.name, "level": r.level,
          "parent": None if r.parent is None or r.parent != r.parent else r.parent,
@@ -64,12 +75,35 @@ def get_all(session: Session) -> list[dict]:
 
 def source(session: Session) -> str | None:
     """'demo' or 'import' for the stored tree, None when empty."""
-    return session.execute(sa.select(units.c.source).limit(1)).scalar_one_or_none()
+    stmt = sa.select(units.c.source).where(units.c.level != "dept").limit(1)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def ensure_departments(session: Session, departments=DEPARTMENTS) -> int:
+    """Store the configured department units that are missing; return how many were added."""
+    have = set(session.execute(sa.select(units.c.code).where(units.c.level == "dept")).scalars())
+    county = session.execute(sa.select(units.c.code).where(units.c.level == "county")).scalar()
+    rows = [{"code": code, "name": name, "level": "dept", "parent": county, "geometry": None,
+             "source": "config"} for code, name in departments if code not in have]
+    if rows:
+        session.execute(sa.insert(units), rows)
+    return len(rows)
+
+
+def parse_departments(text: str) -> tuple[tuple[str, str], ...]:
+    """Read "code:名称,code:名称" (CMDCENTER_DEPARTMENTS) into (code, name) pairs."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        code, sep, name = item.partition(":")
+        if not sep or not code.strip() or not name.strip():
+            raise ValueError(f"department {item!r} must look like dept.code:名称")
+        pairs.append((code.strip(), name.strip()))
+    return tuple(pairs)
 
 
 def ensure_demo(session: Session) -> bool:
     """Store the built-in demo county when no unit exists; return whether it did."""
-    if count(session):
+    if session.execute(sa.select(units.c.code).where(units.c.level != "dept").limit(1)).first():
         return False
     from layers.demo import demo_county
 

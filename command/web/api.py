@@ -10,6 +10,7 @@ from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.incidents import service as incidents_service
 from command.units import service as units_service
+from command.web.auth import bearer_token, current, require
 from layers.figures import units_geojson
 
 api = Blueprint("api", __name__)
@@ -32,18 +33,12 @@ def _error(err: DomainError) -> Response:
     return _json({"ok": False, "error": err.as_dict()}, err.http_status)
 
 
-def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
 @api.post("/api/v1/reports")
 def post_reports():
     c = core()
     try:
         with c.read() as session:
-            feed = feeds_service.authenticate(session, _bearer())
+            feed = feeds_service.authenticate(session, bearer_token())
         if (request.content_length or 0) > c.settings.max_message_bytes:
             raise DomainError("too_large", "request body is larger than the maximum of "
                                            f"{c.settings.max_message_bytes} bytes")
@@ -61,7 +56,8 @@ def post_reports():
 
 
 @api.get("/api/v1/incidents")
-def get_incidents():
+@require()
+def get_incidents(principal):
     try:
         since = int(request.args.get("since", 0))
         limit = int(request.args.get("limit", DEFAULT_LIMIT))
@@ -72,13 +68,20 @@ def get_incidents():
     c = core()
     with c.read() as session:
         return _json(incidents_service.since(session, since, limit=limit,
-                                             locator=c.units.current(session)))
+                                             locator=c.units.current(session),
+                                             principal=principal))
 
 
 @api.get("/api/v1/units")
 def get_units():
+    """Every signed-in user and every feed (to name grids in reports) may read the units."""
     c = core()
     with c.read() as session:
+        if current() is None:
+            try:
+                feeds_service.authenticate(session, bearer_token())
+            except DomainError:
+                return _error(DomainError("unauthorized", "sign in, or send a user or feed token"))
         if request.args.get("geometry") in ("1", "true"):
             return _json(units_geojson(units_service.load_gdf(session), None))
         return _json(units_service.get_all(session))

@@ -12,7 +12,8 @@ from flask import Flask
 
 from command.config import Settings
 from command.core import Core
-from command.web import api, sockets
+from command.db import get_meta, set_meta
+from command.web import api, auth, sockets
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ def create_app(settings: Settings, *, core: Core | None = None) -> tuple[dash.Da
     """Build the Dash app (with REST and Socket.IO on its Flask server) around a Core."""
     core = core or Core(settings)
     server = Flask("cmdcenter")
-    server.secret_key = settings.secret_key or secrets.token_hex(32)
     server.extensions["cmdcenter"] = core
+    auth.init_app(server, secret_key=settings.secret_key or _stored_secret(core),
+                  session_days=settings.session_days)
     server.register_blueprint(api.api)
 
     app = dash.Dash(
@@ -54,6 +56,16 @@ def create_app(settings: Settings, *, core: Core | None = None) -> tuple[dash.Da
     core.bus.subscribe("incidents", sockets.Broadcaster(sockets.socketio,
                                                         settings.live_flush_ms / 1000))
     return app, core
+
+
+def _stored_secret(core: Core) -> str:
+    """The session-signing key kept in the database: sessions survive restarts, any process."""
+    with core.write() as session, session.begin():
+        key = get_meta(session, "secret_key")
+        if key is None:
+            key = secrets.token_hex(32)
+            set_meta(session, "secret_key", key)
+    return key
 
 
 def serve(app: dash.Dash, settings: Settings) -> None:

@@ -8,13 +8,15 @@ import threading
 import time
 
 from flask import current_app
-from flask_socketio import Namespace, SocketIO
+from flask_socketio import Namespace, SocketIO, join_room
 from socketio import packet
 from socketio.exceptions import ConnectionRefusedError
 
 from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.incidents import service as incidents_service
+from command.users.principal import Principal, incident_rooms
+from command.web.auth import principal_from
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,27 @@ class FeedNamespace(Namespace):
 
 
 class LiveNamespace(Namespace):
-    """Screens receive `incidents` (lists in ascending seq) and ask `since` to fill gaps."""
+    """Screens receive `incidents` (lists in ascending seq) and ask `since` to fill gaps.
+
+    A connection needs a user (auth={"token": …} or the login session); it joins the rooms of
+    its scope, so each user is sent only what they may see.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self._users: dict[str, Principal] = {}
 
     def on_connect(self, auth=None):
-        return True
+        token = auth.get("token") if isinstance(auth, dict) else None
+        principal = principal_from(token)
+        if principal is None:
+            raise ConnectionRefusedError("sign in or connect with auth={'token': <user token>}")
+        self._users[_sid()] = principal
+        for room in principal.live_rooms():
+            join_room(room)
+
+    def on_disconnect(self, reason=None):
+        self._users.pop(_sid(), None)
 
     def on_since(self, data=None):
         try:
@@ -78,7 +97,8 @@ class LiveNamespace(Namespace):
         c = core()
         with c.read() as session:
             return incidents_service.since(session, max(seq, 0), limit=LIVE_CATCHUP_MAX,
-                                           locator=c.units.current(session))
+                                           locator=c.units.current(session),
+                                           principal=self._users.get(_sid()))
 
 
 def _sid() -> str:
@@ -117,11 +137,18 @@ class Broadcaster:
             with self._lock:
                 batch, self._pending = self._pending, []
             batch.sort(key=lambda item: item["seq"])
-            for start in range(0, len(batch), EMIT_CHUNK):
-                try:
-                    self._sio.emit("incidents", batch[start:start + EMIT_CHUNK], namespace="/live")
-                except Exception:  # screens fill the gap from the database
-                    log.exception("emitting to /live failed")
+            by_room: dict[str, list[dict]] = {}
+            for item in batch:
+                township, grid = item.get("township"), item.get("grid")
+                for room in incident_rooms(township and township["code"], grid and grid["code"]):
+                    by_room.setdefault(room, []).append(item)
+            for room, items in by_room.items():
+                for start in range(0, len(items), EMIT_CHUNK):
+                    try:
+                        self._sio.emit("incidents", items[start:start + EMIT_CHUNK],
+                                       namespace="/live", to=room)
+                    except Exception:  # screens fill the gap from the database
+                        log.exception("emitting to /live failed")
 
 
 _HEADER = re.compile(r"^(\d)(?:\d+-)?(?:(/[^,]*),)?(\d+)?")

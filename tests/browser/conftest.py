@@ -107,3 +107,4 @@ def feed(server):
     client = Feed(server.url, server.add_feed("browser-test"))
     yield client
     client.close()
+

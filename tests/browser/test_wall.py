@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.browser.reports import report, sample
+from tests.browser.session import sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
 LIVE = "window.cmdcenterLive"
@@ -15,8 +16,10 @@ MAP_IDS = """() => {
 }"""
 
 
+
 def open_wall(page, server):
-    """Open `/` and wait until the map is drawn and the live connection is up."""
+    """Sign in as a duty officer, open `/`, wait for the map and the live connection."""
+    sign_in(page, server, "wall-duty", "duty")
     page.goto(server.url + "/")
     page.wait_for_selector("#situation-map .maplibregl-canvas", timeout=30_000)
     page.wait_for_function(f"{LIVE} && {LIVE}.connected()", timeout=15_000)
@@ -44,7 +47,7 @@ def test_wall_screen_loads_offline(page, server):
     open_wall(page, server)
 
     assert "演示县社会治理综合指挥中心" in page.text_content("#wall-title")
-    assert page.title().startswith("态势一张图")
+    page.wait_for_function("document.title.startsWith('态势一张图')", timeout=10_000)
     assert kpi(page) == 0
     for name in ("emergency", "mass", "public-safety", "major", "outside"):
         assert kpi(page, name) == 0

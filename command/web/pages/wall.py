@@ -20,6 +20,7 @@ from command.db import last_seq
 from command.incidents import service as incidents_service
 from command.units import service as units_service
 from command.web import ids, theme
+from command.web.auth import page_user
 from layers import figures
 from layers import theme as layer_theme
 
@@ -51,13 +52,15 @@ _WIRE_FIELDS = ("id", "seq", "type", "type_label", "severity", "title", "occurre
 
 def layout(**_):
     """Render the wall screen with the opening state read from the database."""
+    principal = page_user()
     core = current_app.extensions["cmdcenter"]
     now = core.clock.now()
     with core.read() as session:
         seq = last_seq(session)  # read first: anything committed later arrives through `since`
         locator = core.units.current(session)
         units = units_service.load_gdf(session)
-        incidents = incidents_service.recent(session, after=now - WINDOW, locator=locator)
+        incidents = [] if principal is None else incidents_service.recent(
+            session, after=now - WINDOW, locator=locator, principal=principal)
     incidents = [{k: i.get(k) for k in _WIRE_FIELDS} for i in incidents]
     today = now.astimezone(SHANGHAI).date().isoformat()
     county = _county_name(units)
