@@ -6,6 +6,8 @@ from __future__ import annotations
 HTTP_STATUS = {
     "invalid_json": 400,
     "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
     "conflict": 409,
     "too_large": 413,
     "rate_limited": 429,
@@ -41,3 +43,10 @@ class DomainError(Exception):
 
 class NotFound(Exception):
     """A named thing (feed, unit, incident) does not exist."""
+
+
+class Forbidden(DomainError):
+    """The user may not do this (outside their role or scope)."""
+
+    def __init__(self, message: str = "not allowed for this user"):
+        super().__init__("forbidden", message)

@@ -18,6 +18,7 @@ from command.feeds.service import Feed
 from command.incidents.models import incidents
 from command.incidents.schemas import Report, fingerprint, mask_phone, validate
 from command.incidents.types import TYPE_LABELS
+from command.incidents.workflow import STATE_LABELS
 from layers.crs import to_wgs84
 from layers.locate import Locator
 
@@ -182,6 +183,9 @@ def row_dict(row: dict, feed_name: str, locator: Locator) -> dict:
         "township": _unit_ref(locator, row["township_code"]),
         "grid": _unit_ref(locator, row["grid_code"]),
         "outside": bool(row["outside"]), "status": row["status"],
+        "status_label": STATE_LABELS.get(row["status"], row["status"]),
+        "level": row.get("level") or "grid", "merged_into": row.get("merged_into"),
+        "rating": row.get("rating"),
     }
 
 

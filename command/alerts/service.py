@@ -1,0 +1,173 @@
+"""Alerts: one record per situation key, raised, updated while it lasts, acted on, resolved.
+
+Like incidents, every change gets a new seq from its own counter ("alert_seq"); `stage_*`
+functions change rows without it and `stamp` reserves the numbers last (see incidents/loop.py).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from command.alerts.models import LEVELS, alerts
+from command.clock import iso_shanghai
+from command.db import next_seq
+from command.errors import DomainError, Forbidden, NotFound
+from command.incidents.workflow import TransitionError
+from command.users.principal import Principal
+
+LIVE = ("open", "acknowledged")  # the situation still lasts
+
+
+def raise_or_update(session: Session, *, key: str, rule: str, level: str, units: list[str],
+                    incidents: list[str], message: str, now: datetime) -> dict:
+    """Raise the alert of `key`, or update it when it exists; never a second one."""
+    alert_id = stage_raise(session, key=key, rule=rule, level=level, units=units,
+                           incidents=incidents, message=message, now=now)
+    if alert_id is None:
+        return _dict(_by_key(session, key))
+    (changed,) = stamp(session, [alert_id])
+    return changed
+
+
+def stage_raise(session: Session, *, key: str, rule: str, level: str, units: list[str],
+                incidents: list[str], message: str, now: datetime) -> str | None:
+    """Insert or update the alert of `key` without a seq; the id when it changed, else None.
+
+    A resolved alert whose situation comes back is opened again. An acknowledged or dismissed
+    one is opened again only when its rule or level changes (the situation got worse).
+    """
+    if level not in LEVELS:
+        raise DomainError("invalid_field", f"level: one of {', '.join(LEVELS)}", "level")
+    values = {"rule": rule, "level": level, "units": json.dumps(list(units)),
+              "incidents": json.dumps(list(incidents)), "message": message}
+    row = _by_key(session, key, missing_ok=True, lock=True)
+    if row is None:
+        alert_id = uuid.uuid4().hex
+        session.execute(sa.insert(alerts).values(
+            id=alert_id, seq=placeholder_seq(), key=key, status="open", raised_at=now,
+            updated_at=now, **values))
+        return alert_id
+    if row["status"] == "resolved":
+        values.update(status="open", raised_at=now, note=None, acted_by=None)
+    elif all(row[k] == v for k, v in values.items()):
+        return None
+    elif row["status"] != "open" and (row["rule"], row["level"]) != (rule, level):
+        values["status"] = "open"
+    session.execute(sa.update(alerts).where(alerts.c.id == row["id"])
+                    .values(updated_at=now, **values))
+    return row["id"]
+
+
+def resolve(session: Session, key: str, now: datetime) -> dict | None:
+    """Mark the alert of `key` resolved (its situation is over); None when nothing was live."""
+    alert_id = stage_resolve(session, key, now)
+    if alert_id is None:
+        return None
+    (changed,) = stamp(session, [alert_id])
+    return changed
+
+
+def stage_resolve(session: Session, key: str, now: datetime) -> str | None:
+    """Resolve without a seq; the id when it changed, else None."""
+    row = _by_key(session, key, missing_ok=True, lock=True)
+    if row is None or row["status"] not in LIVE:
+        return None
+    session.execute(sa.update(alerts).where(alerts.c.id == row["id"])
+                    .values(status="resolved", updated_at=now))
+    return row["id"]
+
+
+def act(session: Session, alert_id: str, action: str, by: Principal, note: str | None = None, *,
+        now: datetime) -> dict:
+    """Acknowledge or dismiss an alert; repeating it, or acting on a resolved one, changes nothing."""
+    row = _get_row(session, alert_id)
+    if not (by.county_wide or by.unit_code in json.loads(row["units"])):
+        raise Forbidden(f"{by.name} may not act on alert {alert_id}")
+    if action not in ("ack", "dismiss"):
+        raise TransitionError(f"no alert action {action!r}", ["ack", "dismiss"])
+    target = {"ack": "acknowledged", "dismiss": "dismissed"}[action]
+    status = row["status"]
+    if status == "resolved" or status == target or (status == "dismissed" and action == "ack"):
+        return _dict(row)
+    session.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(
+        status=target, updated_at=now, note=note, acted_by=by.name))
+    (changed,) = stamp(session, [alert_id])
+    return changed
+
+
+def list_alerts(session: Session, status: str = "open", since_seq: int | None = None, *,
+                by: Principal | None = None) -> list[dict]:
+    """Alerts by seq: the live ones ("open": open or acknowledged) or all; `by` narrows to scope."""
+    stmt = sa.select(alerts).order_by(alerts.c.seq)
+    if status == "open":
+        stmt = stmt.where(alerts.c.status.in_(LIVE))
+    elif status != "all":
+        raise DomainError("invalid_field", "status: 'open' or 'all'", "status")
+    if since_seq is not None:
+        stmt = stmt.where(alerts.c.seq > since_seq)
+    out = [_dict(r._mapping) for r in session.execute(stmt)]
+    if by is not None and not by.county_wide:
+        out = [a for a in out if by.unit_code in a["units"]]
+    return out
+
+
+def get(session: Session, alert_id: str) -> dict:
+    """One alert, or NotFound."""
+    return _dict(_get_row(session, alert_id))
+
+
+def get_by_key(session: Session, key: str) -> dict | None:
+    """The alert of a situation key, or None."""
+    row = _by_key(session, key, missing_ok=True)
+    return None if row is None else _dict(row)
+
+
+def stamp(session: Session, alert_ids: list[str]) -> list[dict]:
+    """Give each staged alert a new seq (in the given order) and return their dicts."""
+    ids = list(dict.fromkeys(alert_ids))
+    if not ids:
+        return []
+    first = next_seq(session, len(ids), counter="alert_seq")
+    for j, alert_id in enumerate(ids):
+        session.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(seq=first + j))
+    return [get(session, alert_id) for alert_id in ids]
+
+
+def placeholder_seq() -> int:
+    """A unique negative seq for a row inserted before its real seq is reserved."""
+    return -(uuid.uuid4().int >> 66)
+
+
+def _dict(row) -> dict:
+    return {
+        "id": row["id"], "seq": row["seq"], "key": row["key"], "rule": row["rule"],
+        "level": row["level"], "units": json.loads(row["units"]),
+        "incidents": json.loads(row["incidents"]), "message": row["message"],
+        "status": row["status"], "raised_at": iso_shanghai(row["raised_at"]),
+        "updated_at": iso_shanghai(row["updated_at"]), "acted_by": row["acted_by"],
+        "note": row["note"],
+    }
+
+
+def _by_key(session: Session, key: str, *, missing_ok: bool = False, lock: bool = False):
+    stmt = sa.select(alerts).where(alerts.c.key == key)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.execute(stmt).first()
+    if row is None:
+        if missing_ok:
+            return None
+        raise NotFound(f"no alert with key {key!r}")
+    return row._mapping
+
+
+def _get_row(session: Session, alert_id: str):
+    row = session.execute(sa.select(alerts).where(alerts.c.id == alert_id)).first()
+    if row is None:
+        raise NotFound(f"no alert {alert_id!r}")
+    return row._mapping
