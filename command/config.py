@@ -51,6 +51,9 @@ class Settings:
     # "dept.code:名称,…" overrides the built-in list of stationed departments
     departments: str | None = None
     session_days: int = 30
+    # JSON, e.g. {"1": [5, 60], "2": [10, 120], "escalate_after": 2}: sign-off/complete minutes
+    time_limits: str | None = None
+    supervision_seconds: float = 15.0
 
     @property
     def db_url(self) -> str:
@@ -66,7 +69,7 @@ class Settings:
 
 _INT_FIELDS = {"port", "max_message_bytes", "max_list", "rate_burst", "future_tolerance_seconds",
                "live_flush_ms"}
-_FLOAT_FIELDS = {"rate_per_second"}
+_FLOAT_FIELDS = {"rate_per_second", "supervision_seconds"}
 
 
 def load(**overrides) -> Settings:

@@ -17,6 +17,20 @@ from command.units.registry import UnitRegistry
 log = logging.getLogger(__name__)
 
 
+def _limits(settings: config_mod.Settings):
+    """The order time limits: the defaults, or CMDCENTER_TIME_LIMITS (JSON)."""
+    import json
+
+    from command.orders.service import TimeLimits
+
+    if not settings.time_limits:
+        return TimeLimits()
+    try:
+        return TimeLimits.from_dict(json.loads(settings.time_limits))
+    except ValueError as exc:
+        raise config_mod.ConfigError(f"CMDCENTER_TIME_LIMITS: {exc}") from None
+
+
 class Core:
     """Everything a face (web, CLI) needs; no web imports here."""
 
@@ -39,10 +53,12 @@ class Core:
             if seed_demo and units_service.ensure_demo(session):
                 log.info("no units stored: loaded the built-in demo county")
             units_service.ensure_departments(session, departments)
+        self.limits = _limits(settings)
         self.clock = clock or Clock()
         self._bus = bus
         self.units = UnitRegistry()
         self._ingest: IngestFlow | None = None
+        self.scheduler = None  # started by the web app: supervision timers
 
     @property
     def bus(self) -> Bus:
@@ -69,6 +85,8 @@ class Core:
 
     def close(self) -> None:
         """Stop threads and release connections."""
+        if self.scheduler is not None:
+            self.scheduler.close()
         if self._ingest is not None:
             self._ingest.close()
         if self._bus is not None:

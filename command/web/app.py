@@ -13,7 +13,7 @@ from flask import Flask
 from command.config import Settings
 from command.core import Core
 from command.db import get_meta, set_meta
-from command.web import api, auth, sockets
+from command.web import api, auth, command_api, sockets
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,8 @@ def assets_folder() -> str:
     return str(Path(__file__).resolve().parents[2] / "assets")
 
 
-def create_app(settings: Settings, *, core: Core | None = None) -> tuple[dash.Dash, Core]:
+def create_app(settings: Settings, *, core: Core | None = None,
+               start_background: bool = True) -> tuple[dash.Dash, Core]:
     """Build the Dash app (with REST and Socket.IO on its Flask server) around a Core."""
     core = core or Core(settings)
     server = Flask("cmdcenter")
@@ -36,6 +37,7 @@ def create_app(settings: Settings, *, core: Core | None = None) -> tuple[dash.Da
     auth.init_app(server, secret_key=settings.secret_key or _stored_secret(core),
                   session_days=settings.session_days)
     server.register_blueprint(api.api)
+    server.register_blueprint(command_api.command_api)
 
     app = dash.Dash(
         "cmdcenter", server=server, use_pages=True, pages_folder="",
@@ -53,9 +55,21 @@ def create_app(settings: Settings, *, core: Core | None = None) -> tuple[dash.Da
         ping_interval=10, ping_timeout=20)
     sockets.install_size_guard(sockets.socketio, settings.max_message_bytes)
     sockets.register(sockets.socketio)
-    core.bus.subscribe("incidents", sockets.Broadcaster(sockets.socketio,
-                                                        settings.live_flush_ms / 1000))
+    sockets.subscribe(sockets.socketio, core.bus, settings.live_flush_ms / 1000,
+                      parent_of=lambda code: _parent(core, code))
+    if start_background:
+        from command.orders import supervision
+        from command.scheduler import Scheduler
+
+        core.scheduler = Scheduler(core, [supervision.make_job(core, core.limits)],
+                                   interval=settings.supervision_seconds, name="supervision")
+        core.scheduler.start()
     return app, core
+
+
+def _parent(core: Core, code: str) -> str | None:
+    locator = core.locator()
+    return locator.unit(code)["parent"] if locator.has(code) else None
 
 
 def _stored_secret(core: Core) -> str:

@@ -12,9 +12,10 @@ from flask_socketio import Namespace, SocketIO, join_room
 from socketio import packet
 from socketio.exceptions import ConnectionRefusedError
 
-from command.errors import DomainError
+from command.errors import DomainError, NotFound
 from command.feeds import service as feeds_service
 from command.incidents import service as incidents_service
+from command.orders import service as orders_service
 from command.users.principal import Principal, incident_rooms
 from command.web.auth import principal_from
 
@@ -107,16 +108,42 @@ def _sid() -> str:
     return request.sid
 
 
-class Broadcaster:
-    """Collects published incidents and emits them to `/live` in seq order, a batch per tick."""
+def incident_targets(item: dict) -> list[str]:
+    """Rooms for an incident change: the county and its township and grid."""
+    township, grid = item.get("township"), item.get("grid")
+    return incident_rooms(township and township["code"], grid and grid["code"])
 
-    def __init__(self, sio: SocketIO, flush_seconds: float) -> None:
+
+def node_targets(parent_of):
+    """Rooms for an order-node change: the county, its unit and the unit above."""
+    def rooms(item: dict) -> list[str]:
+        code = item["target"]["code"]
+        return ["county", f"unit:{code}"] + [f"unit:{p}" for p in [parent_of(code)] if p]
+    return rooms
+
+
+def alert_targets(item: dict) -> list[str]:
+    """Rooms for an alert change: the county and the units concerned."""
+    return ["county"] + [f"unit:{code}" for code in item.get("units", [])]
+
+
+class Broadcaster:
+    """Collects published changes of one topic and emits them in seq order, a batch per tick.
+
+    Each item goes to the rooms `rooms(item)` names, on every (namespace, event) given: a user
+    is sent only what their scope lets them see. Idle, a change goes out at once; under load at
+    most one message per flush window.
+    """
+
+    def __init__(self, sio: SocketIO, flush_seconds: float, rooms, outlets) -> None:
         self._sio = sio
         self._flush = flush_seconds
+        self._rooms = rooms
+        self._outlets = outlets  # [(namespace, event)]
         self._pending: list[dict] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="live-broadcaster", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="broadcaster", daemon=True)
         self._thread.start()
 
     def __call__(self, items: list[dict]) -> None:
@@ -128,7 +155,6 @@ class Broadcaster:
         last = 0.0
         while True:
             self._wake.wait()
-            # idle: emit at once; under load: at most one message per flush window
             pause = last + self._flush - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
@@ -139,16 +165,67 @@ class Broadcaster:
             batch.sort(key=lambda item: item["seq"])
             by_room: dict[str, list[dict]] = {}
             for item in batch:
-                township, grid = item.get("township"), item.get("grid")
-                for room in incident_rooms(township and township["code"], grid and grid["code"]):
+                for room in self._rooms(item):
                     by_room.setdefault(room, []).append(item)
             for room, items in by_room.items():
                 for start in range(0, len(items), EMIT_CHUNK):
-                    try:
-                        self._sio.emit("incidents", items[start:start + EMIT_CHUNK],
-                                       namespace="/live", to=room)
-                    except Exception:  # screens fill the gap from the database
-                        log.exception("emitting to /live failed")
+                    for namespace, event in self._outlets:
+                        try:
+                            self._sio.emit(event, items[start:start + EMIT_CHUNK],
+                                           namespace=namespace, to=room)
+                        except Exception:  # screens fill the gap from the database
+                            log.exception("emitting %s to %s failed", event, namespace)
+
+
+class FieldNamespace(Namespace):
+    """Grid workers, townships and departments: their open order nodes, then every change.
+
+    On connect the unit's open nodes arrive as one `orders` event; each later new or changed
+    node arrives at once. A client emits `delivered` with {"ids": [...]} when it has them, which
+    moves issued nodes to `delivered`. Nothing is lost while offline: the open nodes are sent
+    again on every connect.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self._users: dict[str, Principal] = {}
+
+    def on_connect(self, auth=None):
+        token = auth.get("token") if isinstance(auth, dict) else None
+        principal = principal_from(token)
+        if principal is None:
+            raise ConnectionRefusedError("sign in or connect with auth={'token': <user token>}")
+        self._users[_sid()] = principal
+        for room in principal.live_rooms():
+            join_room(room)
+        c = core()
+        with c.read() as session:
+            nodes = orders_service.visible_nodes(session, by=principal, open_only=True,
+                                                 locator=c.units.current(session))
+        self.emit("orders", nodes, to=_sid())
+
+    def on_disconnect(self, reason=None):
+        self._users.pop(_sid(), None)
+
+    def on_delivered(self, data=None):
+        principal = self._users.get(_sid())
+        ids = (data or {}).get("ids") if isinstance(data, dict) else None
+        if principal is None or not isinstance(ids, list):
+            return {"ok": False, "error": {"code": "invalid_field", "message": "ids: a list"}}
+        c = core()
+        changes = orders_service.Changes()
+        done = []
+        with c.write() as session, session.begin():
+            locator, now = c.units.current(session), c.clock.now()
+            for node_id in ids[:1000]:
+                try:
+                    orders_service.act(session, node_id=str(node_id), action="deliver",
+                                       by=principal, now=now, locator=locator, changes=changes)
+                    done.append(node_id)
+                except (DomainError, NotFound):
+                    continue  # not this user's node, or past `issued`: nothing to deliver
+        changes.publish(c.bus)
+        return {"ok": True, "delivered": done}
 
 
 _HEADER = re.compile(r"^(\d)(?:\d+-)?(?:(/[^,]*),)?(\d+)?")
@@ -183,3 +260,15 @@ def register(sio: SocketIO) -> None:
     """Bind the namespaces."""
     sio.on_namespace(FeedNamespace("/feed"))
     sio.on_namespace(LiveNamespace("/live"))
+    sio.on_namespace(FieldNamespace("/field"))
+
+
+def subscribe(sio: SocketIO, bus, flush_seconds: float, parent_of) -> None:
+    """Carry the bus topics to the screens: incidents to /live, order nodes to /live and
+    /field, alerts to /live."""
+    bus.subscribe("incidents", Broadcaster(sio, flush_seconds, incident_targets,
+                                           [("/live", "incidents")]))
+    bus.subscribe("orders", Broadcaster(sio, flush_seconds, node_targets(parent_of),
+                                        [("/live", "orders"), ("/field", "orders")]))
+    bus.subscribe("alerts", Broadcaster(sio, flush_seconds, alert_targets,
+                                        [("/live", "alerts")]))

@@ -1,0 +1,172 @@
+"""REST for commanding: incident detail and transitions, orders and their nodes, alerts.
+
+Handlers unpack, call one service inside a transaction, publish the changes after commit and
+map domain errors to statuses (401/403 from the auth layer, 404, 409 with `allowed`, 422).
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, request
+
+from command.alerts import service as alerts_service
+from command.errors import DomainError, NotFound
+from command.incidents import loop, workflow
+from command.orders import service as orders
+from command.orders.service import Changes
+from command.web.auth import require
+
+command_api = Blueprint("command_api", __name__)
+COMMANDERS = ("leader", "admin")
+
+
+def core():
+    """The Core of the running app."""
+    return current_app.extensions["cmdcenter"]
+
+
+def _json(payload, status: int = 200) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), status=status,
+                    mimetype="application/json")
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if body is None and request.get_data():
+        raise DomainError("invalid_json", "body is not valid JSON")
+    if body is not None and not isinstance(body, dict):
+        raise DomainError("invalid_field", "body must be a JSON object")
+    return body or {}
+
+
+def _write(action):
+    """Run `action(session, changes, locator, now)` in one transaction; publish after commit."""
+    c = core()
+    changes = Changes()
+    try:
+        with c.write() as session, session.begin():
+            result = action(session, changes, c.units.current(session), c.clock.now())
+    except NotFound as exc:
+        return _json({"ok": False, "error": {"code": "not_found", "message": str(exc)}}, 404)
+    except DomainError as err:
+        payload = {"ok": False, "error": err.as_dict()}
+        if getattr(err, "allowed", None) is not None:
+            payload["allowed"] = err.allowed
+        return _json(payload, err.http_status)
+    changes.publish(c.bus)
+    return _json(result)
+
+
+def _read(action):
+    c = core()
+    try:
+        with c.read() as session:
+            return _json(action(session, c.units.current(session)))
+    except NotFound as exc:
+        return _json({"ok": False, "error": {"code": "not_found", "message": str(exc)}}, 404)
+    except DomainError as err:
+        return _json({"ok": False, "error": err.as_dict()}, err.http_status)
+
+
+@command_api.get("/api/v1/incidents/<incident_id>")
+@require()
+def incident_detail(principal, incident_id):
+    def detail(session, locator):
+        incident = loop.get(session, incident_id, locator=locator)
+        ordered = loop.ordered_units(session, incident_id)
+        township, grid = incident["township"], incident["grid"]
+        if not principal.sees_incident(township and township["code"], grid and grid["code"],
+                                       ordered):
+            raise DomainError("forbidden", "this incident is outside your scope")
+        return {**incident, "timeline": loop.timeline(session, incident_id),
+                "orders": orders.order_tree(session, incident_id),
+                "allowed": workflow.allowed(incident["status"], principal.role)}
+    return _read(detail)
+
+
+@command_api.post("/api/v1/incidents/<incident_id>/transition")
+@require()
+def incident_transition(principal, incident_id):
+    def move(session, changes, locator, now):
+        body = _body()
+        incident = loop.transition(session, incident_id, to=body.get("to"), by=principal,
+                                   note=body.get("note") or "", merged_into=body.get("merged_into"),
+                                   rating=body.get("rating"), now=now, locator=locator)
+        changes.incidents.append(incident)
+        return incident
+    return _write(move)
+
+
+@command_api.post("/api/v1/orders")
+@require(*COMMANDERS)
+def create_order(principal):
+    def issue(session, changes, locator, now):
+        body = _body()
+        return orders.create_order(
+            session, incident_id=body.get("incident_id"), targets=body.get("targets") or [],
+            instruction=body.get("instruction"), priority=body.get("priority") or "normal",
+            ack_minutes=body.get("ack_minutes"), due_minutes=body.get("due_minutes"),
+            by=principal, now=now, locator=locator, limits=core().limits, changes=changes)
+    return _write(issue)
+
+
+@command_api.get("/api/v1/orders")
+@require()
+def list_orders(principal):
+    open_only = request.args.get("open") in ("1", "true")
+    return _read(lambda session, locator: orders.visible_nodes(
+        session, by=principal, open_only=open_only, locator=locator))
+
+
+@command_api.post("/api/v1/orders/<node_id>/forward")
+@require()
+def forward(principal, node_id):
+    def run(session, changes, locator, now):
+        body = _body()
+        return orders.forward(session, node_id=node_id, targets=body.get("targets") or [],
+                              instruction=body.get("instruction"), by=principal, now=now,
+                              locator=locator, changes=changes)
+    return _write(run)
+
+
+@command_api.post("/api/v1/orders/<node_id>/<action>")
+@require()
+def node_action(principal, node_id, action):
+    if action not in ("ack", "progress", "complete", "return", "cancel", "reissue", "deliver"):
+        return _json({"ok": False, "error": {"code": "not_found",
+                                             "message": f"no action {action!r}"}}, 404)
+
+    def run(session, changes, locator, now):
+        body = _body()
+        return orders.act(session, node_id=node_id, action=action, by=principal,
+                          note=body.get("note"), result=body.get("result"),
+                          reason=body.get("reason"), now=now, locator=locator, changes=changes)
+    return _write(run)
+
+
+@command_api.get("/api/v1/alerts")
+@require()
+def list_alerts(principal):
+    status = request.args.get("status", "open")
+    since = request.args.get("since")
+    if status not in ("open", "all") or (since is not None and not since.isdigit()):
+        return _json({"ok": False, "error": {"code": "invalid_field",
+                                             "message": "status=open|all, since=integer"}}, 422)
+    return _read(lambda session, locator: alerts_service.list_alerts(
+        session, status, int(since) if since else None, by=principal))
+
+
+@command_api.post("/api/v1/alerts/<alert_id>/<action>")
+@require()
+def alert_action(principal, alert_id, action):
+    if action not in ("ack", "dismiss"):
+        return _json({"ok": False, "error": {"code": "not_found",
+                                             "message": f"no action {action!r}"}}, 404)
+
+    def run(session, changes, locator, now):
+        alert = alerts_service.act(session, alert_id, action, principal, _body().get("note"),
+                                   now=now)
+        changes.alerts.append(alert)
+        return alert
+    return _write(run)
