@@ -220,3 +220,46 @@ def test_map_ground_stays_dark_through_live_updates(page, server, feed):
     wait_count(page, 400, timeout=30_000)
     assert all(max(pixel) < 90 for pixel in samples), samples
     assert_clean(page)
+
+
+def test_open_alerts_show_over_the_map(page, tmp_path, redis_url):
+    """督办 alerts: the open ones at load, and new ones live (published through Redis)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from command import config
+    from command.alerts import service as alerts
+    from command.core import Core
+    from command.orders.service import Changes
+    from tests import servers
+
+    env = {"CMDCENTER_REDIS_URL": redis_url,
+           "CMDCENTER_REDIS_PREFIX": "test-" + uuid.uuid4().hex[:8]}
+    srv = servers.Server(tmp_path / "data", servers.free_port(), env).start()
+    core = Core(config.load(data_dir=srv.data_dir, redis_url=redis_url,
+                            redis_prefix=env["CMDCENTER_REDIS_PREFIX"]))
+
+    def raise_alert(key, level, message):
+        changes = Changes()
+        with core.write() as s, s.begin():
+            changes.alerts.append(alerts.raise_or_update(
+                s, key=key, rule="overdue", level=level, units=["DEMO-T01"], incidents=[],
+                message=message, now=datetime.now(timezone.utc)))
+        changes.publish(core.bus)
+
+    try:
+        raise_alert("a", "orange", "城关街道 超时未签收 <b>12分钟</b>")
+        open_wall(page, srv)
+        card = page.locator('#alert-strip [data-alert-id]')
+        card.first.wait_for(timeout=10_000)
+        assert "超时未签收 <b>12分钟</b>" in card.first.text_content()  # shown as text
+        raise_alert("b", "red", "东城街道 督办升级")
+        page.wait_for_function(
+            "document.querySelectorAll('#alert-strip [data-alert-id]').length === 2",
+            timeout=15_000)
+        first = page.locator('#alert-strip [data-alert-id]').first
+        assert "level-red" in first.get_attribute("class")  # ordered by level
+        assert_clean(page)
+    finally:
+        core.close()
+        srv.stop()

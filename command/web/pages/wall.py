@@ -110,6 +110,8 @@ def layout(**_):
                     dcc.Graph(id=ids.SITUATION_MAP, figure=_map_figure(units, incidents),
                               config=MAP_CONFIG, className="map"),
                     _severity_legend(),
+                    html.Div(id=ids.ALERT_STRIP, className="alert-strip", role="status",
+                             **{"aria-live": "polite"}),
                 ]), note=[html.Span("近24小时 "), html.Span(str(len(incidents)), id=ids.MAP_COUNT,
                                                          className="map-count"),
                           html.Span(" 起")], extra="panel-map"),
