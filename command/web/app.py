@@ -17,7 +17,8 @@ from command.web import api, auth, command_api, sockets
 
 log = logging.getLogger(__name__)
 
-PAGES = ("command.web.pages.wall",)
+PAGES = ("command.web.pages.wall", "command.web.pages.command", "command.web.pages.township",
+         "command.web.pages.grid")
 
 
 def assets_folder() -> str:

@@ -146,7 +146,7 @@ LOGIN_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>登录 · 社会治理综合指挥中心</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/assets/login.css"></head>
-<body><main class="login">
+<body class="login-page"><main class="login">
 <h1>社会治理综合指挥中心</h1>
 <form method="post" action="/login">
 <input type="hidden" name="csrf_token" value="{{ csrf }}">

@@ -202,7 +202,7 @@ class FieldNamespace(Namespace):
         with c.read() as session:
             nodes = orders_service.visible_nodes(session, by=principal, open_only=True,
                                                  locator=c.units.current(session))
-        self.emit("orders", nodes, to=_sid())
+        self.emit("orders", nodes, room=_sid())
 
     def on_disconnect(self, reason=None):
         self._users.pop(_sid(), None)

@@ -1,0 +1,34 @@
+"""Component ids of the three command faces (/command, /township, /grid), in one place.
+
+The pages hand these to their scripts (assets/command.js, assets/field.js) through each page's
+state store, so the strings are written only here.
+"""
+
+# /command: the leader's and duty officer's desk
+COMMAND_STATE = "command-state"
+COMMAND_STATUS = "command-live-status"
+COMMAND_CLOCK = "command-clock"
+COMMAND_MAP = "command-map"
+COMMAND_LIST = "command-list"
+COMMAND_LIST_COUNT = "command-list-count"
+COMMAND_FACTS = "command-facts"
+COMMAND_ACTIONS = "command-actions"
+COMMAND_TREE = "command-tree"
+COMMAND_FORM = "command-form"
+COMMAND_TIMELINE = "command-timeline"
+COMMAND_MESSAGE = "command-message"
+
+# /township: a township's (or a stationed department's) desk
+TOWNSHIP_STATE = "township-state"
+TOWNSHIP_STATUS = "township-live-status"
+TOWNSHIP_NODES = "township-nodes"
+TOWNSHIP_NODE_COUNT = "township-node-count"
+TOWNSHIP_INCIDENTS = "township-incidents"
+TOWNSHIP_MESSAGE = "township-message"
+
+# /grid: the grid worker's phone
+GRID_STATE = "grid-state"
+GRID_STATUS = "grid-live-status"
+GRID_BANNER = "grid-banner"
+GRID_CARDS = "grid-cards"
+GRID_MESSAGE = "grid-message"

@@ -1,0 +1,211 @@
+"""The command desk `/command` for leaders (指挥长) and duty officers (值班员).
+
+A map of the county, the incident list and the detail panel of the selected incident: its facts,
+the moves of the closed loop it may make, the order tree (live), the order form and the
+timeline. The page is rendered once with the opening state; `assets/command.js` keeps it live from
+Socket.IO `/live` (incidents with `since` catch-up, order-node changes) and does every action
+through the REST API (`fetch` with the CSRF header). No business rule lives here or in the
+script: the server answers what is allowed (`allowed`, 409 with a message).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dash
+from dash import ClientsideFunction, Input, Output, dcc, html
+from flask import current_app, session
+
+from command.db import last_seq
+from command.incidents import service as incidents_service
+from command.incidents.workflow import STATE_LABELS
+from command.orders import service as orders_service
+from command.units import service as units_service
+from command.users.principal import ROLE_LABELS
+from command.web import field_ids as ids
+from command.web import theme
+from command.web.auth import page_user
+from layers import figures
+from layers import theme as layer_theme
+
+WINDOW = timedelta(hours=24)
+LIST_CAP = 200
+ISSUERS = ("leader", "admin")
+MAP_GROUND = "#e8eef5"  # calm light ground; assets/command.js paints MapLibre's background layer
+PRIORITY_LABELS = {"urgent": "特急", "high": "紧急", "normal": "一般"}
+# Fields of an incident the desk needs on the list and the map (details come from REST).
+_WIRE_FIELDS = ("id", "seq", "type", "type_label", "severity", "title", "occurred_at",
+                "received_at", "lon", "lat", "township", "grid", "outside", "status",
+                "status_label", "people")
+MAP_CONFIG = {"displaylogo": False, "scrollZoom": True, "displayModeBar": False,
+              "responsive": True}
+
+
+def layout(**_):
+    """Render the desk with the opening state (empty when Dash builds its validation layout)."""
+    principal = page_user()
+    core = current_app.extensions["cmdcenter"]
+    now = core.clock.now()
+    with core.read() as s:
+        seq = last_seq(s)  # read first: anything committed later arrives through `since`
+        locator = core.units.current(s)
+        units = units_service.load_gdf(s)
+        unit_rows = units_service.get_all(s)
+        incidents, open_nodes = [], []
+        if principal is not None:
+            incidents = incidents_service.recent(s, after=now - WINDOW, locator=locator,
+                                                 principal=principal)
+            open_nodes = orders_service.visible_nodes(s, by=principal, open_only=True,
+                                                      locator=locator)
+    incidents = [{k: i.get(k) for k in _WIRE_FIELDS} for i in incidents]
+    limits = core.limits
+    state = {
+        "ids": _ids(),
+        "me": me(principal),
+        "can_issue": principal is not None and principal.role in ISSUERS,
+        "last_seq": seq,
+        "now": int(now.timestamp() * 1000),
+        "window_ms": int(WINDOW.total_seconds() * 1000),
+        "list_cap": LIST_CAP,
+        "incidents": incidents,
+        "open_nodes": [{"id": n["id"], "incident_id": n["incident_id"], "seq": n["seq"]}
+                       for n in open_nodes],
+        "townships": _units(unit_rows, "township"),
+        "grids": _grids(unit_rows),
+        "depts": _units(unit_rows, "dept"),
+        "limits": {str(sev): list(limits.minutes(sev)) for sev in (1, 2, 3, 4)},
+        "state_labels": STATE_LABELS,
+        "node_labels": orders_service.NODE_STATE_LABELS,
+        "priorities": [[code, PRIORITY_LABELS[code]] for code in orders_service.PRIORITIES],
+        "trace_offset": figures.INCIDENT_TRACE_OFFSET,
+        "types": [{"code": c, "label": layer_theme.TYPE_LABELS[c],
+                   "color": layer_theme.TYPE_COLORS[c]} for c in layer_theme.TYPE_CODES],
+        "sizes": {str(k): v for k, v in layer_theme.SEVERITY_SIZES.items()},
+        "default_size": layer_theme.DEFAULT_SIZE,
+        "numerals": {str(k): v for k, v in theme.SEVERITY_NUMERALS.items()},
+        "severity_names": {str(k): v for k, v in theme.SEVERITY_NAMES.items()},
+        "severity_colors": {str(k): v for k, v in theme.SEVERITY_COLORS.items()},
+        "map_background": MAP_GROUND,
+    }
+    county = next((u["name"] for u in unit_rows if u["level"] == "county"), "")
+    return html.Div(className="cc-page cc-command", lang="zh-CN", children=[
+        dcc.Store(id=ids.COMMAND_STATE, data=state),
+        header(f"{county}社会治理指挥调度台", principal, ids.COMMAND_STATUS, ids.COMMAND_CLOCK),
+        html.Div(id=ids.COMMAND_MESSAGE, className="cc-toast", role="status"),
+        html.Main(className="cc-desk", children=[
+            html.Section(className="cc-card cc-list-card", children=[
+                html.Div(className="cc-card-head", children=[
+                    html.H2("事件列表", className="cc-card-title"),
+                    html.Span([html.Span(str(len(incidents)), id=ids.COMMAND_LIST_COUNT),
+                               " 起 · 近24小时，最新在前"], className="cc-card-note"),
+                ]),
+                html.Div(id=ids.COMMAND_LIST, className="cc-list", role="listbox",
+                         **{"aria-label": "事件列表"}),
+            ]),
+            html.Section(className="cc-card cc-map-card", children=[
+                html.Div(className="cc-card-head", children=[
+                    html.H2("态势地图", className="cc-card-title"),
+                    html.Span("点击地图上的事件查看详情", className="cc-card-note"),
+                ]),
+                dcc.Graph(id=ids.COMMAND_MAP, figure=map_figure(units, incidents),
+                          config=MAP_CONFIG, className="cc-map"),
+            ]),
+            html.Section(className="cc-card cc-detail-card", children=[
+                html.Div(id=ids.COMMAND_FACTS, className="cc-facts", children=[
+                    html.P("请在左侧列表或地图上选择一起事件。", className="cc-empty"),
+                ]),
+                html.Div(id=ids.COMMAND_ACTIONS, className="cc-actions"),
+                html.Div(id=ids.COMMAND_TREE, className="cc-tree"),
+                html.Div(id=ids.COMMAND_FORM, className="cc-form"),
+                html.Div(id=ids.COMMAND_TIMELINE, className="cc-timeline"),
+            ]),
+        ]),
+    ])
+
+
+def map_figure(units, incidents: list[dict]):
+    """The offline situation map in the desk's light style, plus a halo for the selection."""
+    import plotly.graph_objects as go
+
+    fig = figures.situation_figure(units, incidents)
+    fig.add_trace(go.Scattermap(lon=[], lat=[], mode="markers", hoverinfo="skip",
+                                marker={"size": 38, "color": "#1d4ed8", "opacity": 0.28},
+                                name="selected", showlegend=False))
+    fig.update_layout(
+        paper_bgcolor=MAP_GROUND, plot_bgcolor=MAP_GROUND,
+        font={"color": "#1f2a3d", "family": theme.FONT_FAMILY},
+        legend={"x": 0.01, "y": 0.99, "bgcolor": "rgba(255, 255, 255, 0.88)",
+                "bordercolor": "rgba(30, 60, 110, 0.18)", "borderwidth": 1,
+                "font": {"size": 13, "color": "#1f2a3d"}, "orientation": "v",
+                "itemsizing": "constant"},
+    )
+    fig.update_traces(selector={"type": "choroplethmap"},
+                      marker={"line": {"color": "rgba(37, 84, 160, 0.55)"}})
+    return fig
+
+
+def _ids() -> dict:
+    return {name.lower(): getattr(ids, name) for name in dir(ids) if name.isupper()}
+
+
+def me(principal) -> dict:
+    """The signed-in user as the page scripts need them."""
+    if principal is None:
+        return {"name": "", "role": "", "role_label": "", "unit": None}
+    return {"name": principal.name, "role": principal.role,
+            "role_label": ROLE_LABELS.get(principal.role, principal.role),
+            "unit": principal.unit_code}
+
+
+def _units(rows: list[dict], level: str) -> list[list[str]]:
+    return [[u["code"], u["name"]] for u in rows if u["level"] == level]
+
+
+def _grids(rows: list[dict]) -> dict[str, list[list[str]]]:
+    grids: dict[str, list[list[str]]] = {}
+    for u in rows:
+        if u["level"] == "grid":
+            grids.setdefault(u["parent"], []).append([u["code"], u["name"]])
+    return grids
+
+
+def header(title: str, principal, status_id: str, clock_id: str | None = None) -> html.Header:
+    """The faces' common header: title, live status, (clock,) user and sign-out."""
+    user = me(principal)
+    right = [html.Div("连接中…", id=status_id, className="cc-live is-connecting")]
+    if clock_id:
+        right.append(html.Div(id=clock_id, className="cc-clock"))
+    right.append(html.Div(className="cc-user", children=[
+        html.Span(user["role_label"], className="cc-role"), html.Span(user["name"])]))
+    right.append(html.Form(method="post", action="/logout", className="cc-logout", children=[
+        dcc.Input(type="hidden", name="csrf_token", value=_csrf()),
+        html.Button("退出", type="submit", className="cc-btn cc-btn-quiet"),
+    ]))
+    return html.Header(className="cc-header", children=[
+        html.Div(className="cc-brand", children=[html.Div(className="cc-brand-mark"),
+                                                 html.H1(title, className="cc-title")]),
+        html.Div(className="cc-header-right", children=right),
+    ])
+
+
+def _csrf() -> str:
+    from flask import has_request_context
+
+    return session.get("csrf", "") if has_request_context() else ""
+
+
+# Starts assets/command.js with the opening state; the map's clicks select an incident.
+dash.clientside_callback(
+    ClientsideFunction(namespace="cmdcenterDesk", function_name="startCommand"),
+    Output(ids.COMMAND_STATUS, "title"),
+    Input(ids.COMMAND_STATE, "data"),
+)
+dash.clientside_callback(
+    ClientsideFunction(namespace="cmdcenterDesk", function_name="mapClick"),
+    Output(ids.COMMAND_LIST, "title"),
+    Input(ids.COMMAND_MAP, "clickData"),
+    prevent_initial_call=True,
+)
+
+dash.register_page(__name__, path="/command", title="指挥调度台 · 社会治理综合指挥中心",
+                   layout=layout)
