@@ -127,3 +127,21 @@ def test_township_and_grid_see_only_their_own(server):
         feed.disconnect()
         for live in (live_town, live_grid, live_county):
             live.close()
+
+
+def test_units_holding_an_order_get_the_incidents_changes_live(server):
+    leader = server.add_user("指挥长", "leader")
+    police = server.add_user("公安值守", "dept", "dept.police")
+    feed = feed_client(server.url, server.add_feed("f3"))
+    live_police = Live(server.url, police)
+    try:
+        incident = feed.call("report", report(1), namespace="/feed")["incident"]
+        r = requests.post(f"{server.url}/api/v1/orders", json={
+            "incident_id": incident["id"], "targets": ["dept.police"], "instruction": "到场"},
+            headers={"Authorization": f"Bearer {leader}"})
+        assert r.status_code == 200, r.text
+        items = live_police.wait_for(1)  # the dispatch re-broadcasts the incident
+        assert items[-1]["id"] == incident["id"] and items[-1]["status"] == "dispatched"
+    finally:
+        feed.disconnect()
+        live_police.close()

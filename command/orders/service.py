@@ -441,6 +441,18 @@ def visible_nodes(session: Session, *, by: Principal, open_only: bool = False,
     return node_dicts(session, [r._mapping for r in session.execute(stmt)])
 
 
+def units_with_orders(session: Session, incident_ids: list[str]) -> dict[str, tuple[str, ...]]:
+    """For each incident id, the units holding an order node of it (for routing live changes)."""
+    out: dict[str, set[str]] = {}
+    unique = list(dict.fromkeys(incident_ids))
+    for start in range(0, len(unique), 500):
+        stmt = (sa.select(order_nodes.c.incident_id, order_nodes.c.target_code).distinct()
+                .where(order_nodes.c.incident_id.in_(unique[start:start + 500])))
+        for incident_id, code in session.execute(stmt):
+            out.setdefault(incident_id, set()).add(code)
+    return {key: tuple(sorted(codes)) for key, codes in out.items()}
+
+
 def nodes_for_unit(session: Session, unit_code: str, open_only: bool = True) -> list[dict]:
     """The nodes addressed to one unit, by seq."""
     stmt = (sa.select(order_nodes).where(order_nodes.c.target_code == unit_code)

@@ -57,4 +57,4 @@ def incident_rooms(township: str | None, grid: str | None,
     """The `/live` rooms an incident change goes to."""
     rooms = ["county"]
     rooms += [f"unit:{code}" for code in (township, grid, *ordered_units) if code]
-    return rooms
+    return list(dict.fromkeys(rooms))  # each room once

@@ -57,7 +57,8 @@ def create_app(settings: Settings, *, core: Core | None = None,
     sockets.install_size_guard(sockets.socketio, settings.max_message_bytes)
     sockets.register(sockets.socketio)
     sockets.subscribe(sockets.socketio, core.bus, settings.live_flush_ms / 1000,
-                      parent_of=lambda code: _parent(core, code))
+                      parent_of=lambda code: _parent(core, code),
+                      ordered_units=lambda ids: _ordered_units(core, ids))
     if start_background:
         from command.orders import supervision
         from command.scheduler import Scheduler
@@ -66,6 +67,13 @@ def create_app(settings: Settings, *, core: Core | None = None,
                                    interval=settings.supervision_seconds, name="supervision")
         core.scheduler.start()
     return app, core
+
+
+def _ordered_units(core: Core, incident_ids: list[str]) -> dict[str, tuple[str, ...]]:
+    from command.orders.service import units_with_orders
+
+    with core.read() as session:
+        return units_with_orders(session, incident_ids)
 
 
 def _parent(core: Core, code: str) -> str | None:

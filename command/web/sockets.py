@@ -108,10 +108,21 @@ def _sid() -> str:
     return request.sid
 
 
-def incident_targets(item: dict) -> list[str]:
-    """Rooms for an incident change: the county and its township and grid."""
-    township, grid = item.get("township"), item.get("grid")
-    return incident_rooms(township and township["code"], grid and grid["code"])
+class IncidentTargets:
+    """Rooms for incident changes: the county, its township and grid, and the units holding an
+    order node of it (one query per batch)."""
+
+    def __init__(self, ordered_units) -> None:
+        self._ordered_units = ordered_units  # incident ids -> {id: (unit codes)}
+        self._ordered: dict[str, tuple[str, ...]] = {}
+
+    def prepare(self, batch: list[dict]) -> None:
+        self._ordered = self._ordered_units([item["id"] for item in batch])
+
+    def __call__(self, item: dict) -> list[str]:
+        township, grid = item.get("township"), item.get("grid")
+        return incident_rooms(township and township["code"], grid and grid["code"],
+                              self._ordered.get(item["id"], ()))
 
 
 def node_targets(parent_of):
@@ -163,6 +174,11 @@ class Broadcaster:
             with self._lock:
                 batch, self._pending = self._pending, []
             batch.sort(key=lambda item: item["seq"])
+            if hasattr(self._rooms, "prepare"):
+                try:
+                    self._rooms.prepare(batch)
+                except Exception:  # fewer rooms this time; screens catch up with `since`
+                    log.exception("looking up rooms failed")
             by_room: dict[str, list[dict]] = {}
             for item in batch:
                 for room in self._rooms(item):
@@ -263,10 +279,10 @@ def register(sio: SocketIO) -> None:
     sio.on_namespace(FieldNamespace("/field"))
 
 
-def subscribe(sio: SocketIO, bus, flush_seconds: float, parent_of) -> None:
+def subscribe(sio: SocketIO, bus, flush_seconds: float, parent_of, ordered_units) -> None:
     """Carry the bus topics to the screens: incidents to /live, order nodes to /live and
     /field, alerts to /live."""
-    bus.subscribe("incidents", Broadcaster(sio, flush_seconds, incident_targets,
+    bus.subscribe("incidents", Broadcaster(sio, flush_seconds, IncidentTargets(ordered_units),
                                            [("/live", "incidents")]))
     bus.subscribe("orders", Broadcaster(sio, flush_seconds, node_targets(parent_of),
                                         [("/live", "orders"), ("/field", "orders")]))
