@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import bench_locate, ingest, latency
+from bench import bench_locate, ingest, latency, propagation
 from bench.profile import Sampler, py_spy
 from bench.server import BenchServer
 
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: feed → /live latency at {LATENCY_RATE:g} reports/s for "
               f"{LATENCY_SECONDS:g} s …", flush=True)
         lat = latency.measure(server.url, latency_token, rate=LATENCY_RATE,
-                              seconds=LATENCY_SECONDS)
+                              seconds=LATENCY_SECONDS,
+                              reader_token=server.add_user_token("bench-reader"))
         p50, p99 = lat.percentile(50), lat.percentile(99)
         note = f"{lat.seen}/{lat.sent} seen on /live"
         rows.append(("feed → /live latency p50 (ms)", f"{p50:.1f}", "—", True))
@@ -90,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("locate (points/s)",
                  f"{loc['points_per_s']:,}  [{loc['points']:,} points, {loc['polygons']} polygons]",
                  f"≥ {TARGETS['locate']:,}", loc["points_per_s"] >= TARGETS["locate"]))
+
+    print("bench: order → /field propagation (own server, 100 workers) …", flush=True)
+    prop = propagation.run()
+    rows.append(("order + forward → /field p99 (ms)",
+                 prop["error"] or f"{prop['p99_ms']:.1f}  [p50 {prop['p50_ms']:.1f}; "
+                                  f"{prop['samples']} receipts, {prop['lost']} lost]",
+                 f"≤ {propagation.TARGET_P99_MS:g}", propagation.ok(prop)))
 
     print()
     _table(rows)

@@ -27,8 +27,8 @@ class LatencyResult:
         return values[k]
 
 
-def measure(url: str, token: str, *, rate: float = 200.0, seconds: float = 15.0,
-            prefix: str = "lat") -> LatencyResult:
+def measure(url: str, token: str, *, reader_token: str, rate: float = 200.0,
+            seconds: float = 15.0, prefix: str = "lat") -> LatencyResult:
     """Send `rate` reports/s for `seconds` and time their arrival on `/live`."""
     import socketio
 
@@ -60,7 +60,8 @@ def measure(url: str, token: str, *, rate: float = 200.0, seconds: float = 15.0,
         acks.release()
 
     feed = socketio.Client(reconnection=False, handle_sigint=False)
-    live.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+    live.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10,
+                 auth={"token": reader_token})
     feed.connect(url, namespaces=["/feed"], transports=["websocket"], auth={"token": token},
                  wait_timeout=10)
     acks = threading.Semaphore(1000)

@@ -70,6 +70,16 @@ class BenchServer:
                 self.proc.kill()
                 self.proc.wait(5)
 
+    def add_user_token(self, name: str, role: str = "duty") -> str:
+        """Add a user through the CLI and return their personal token (to read /live)."""
+        for args, stdin in ((["users", "add", name, "--role", role, "--password-stdin"],
+                             "bench-password\n"), (["users", "token", name], None)):
+            out = subprocess.run(
+                [sys.executable, "-m", "command.cli", *args, "--data-dir", str(self.data_dir)],
+                capture_output=True, text=True, env=self.env, cwd=ROOT, timeout=120, check=True,
+                input=stdin)
+        return out.stdout.strip().splitlines()[-1]
+
     def add_feed(self, name: str, unit: str) -> str:
         """Register a feed through the CLI, as an administrator would; return its token."""
         out = subprocess.run(

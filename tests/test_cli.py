@@ -7,7 +7,6 @@ import socket
 
 import geopandas as gpd
 import pytest
-import requests
 from shapely.geometry import Polygon, box
 
 from tests import servers

@@ -6,7 +6,6 @@ from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
-import requests
 import shapely
 
 from command.errors import DomainError

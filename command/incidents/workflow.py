@@ -22,7 +22,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-from command.errors import DomainError
+from command.errors import DomainError, Forbidden
 
 STATE_LABELS = {
     "reported": "上报", "accepted": "受理", "dispatched": "派遣", "in_progress": "处置",
@@ -82,6 +82,8 @@ def successors(state: str) -> list[str]:
 def check(state: str, to: str, role: str) -> None:
     """Raise TransitionError unless `role` may move an incident from `state` to `to`."""
     legal = allowed(state, role)
+    if not any(role in roles for moves in TRANSITIONS.values() for roles in moves.values()):
+        raise Forbidden(f"{_label(role)}不处理事件状态，只办理下达给本单位的指令")
     if to not in STATE_LABELS:
         raise TransitionError(f"no such state {to!r}", legal)
     if to not in legal:
