@@ -263,3 +263,23 @@ def test_open_alerts_show_over_the_map(page, tmp_path, redis_url):
     finally:
         core.close()
         srv.stop()
+
+
+def test_incidents_with_open_orders_are_marked(page, server, feed):
+    import requests
+
+    leader = server.add_user("wall-leader", "leader")
+    open_wall(page, server)
+    ack = feed.send(report("emergency", "需要派单的事件", 120.2, 30.05))
+    incident_id = ack["incident"]["id"]
+    item = f'#incident-feed [data-incident-id="{incident_id}"]'
+    page.wait_for_selector(item, timeout=15_000)
+    assert page.get_attribute(item, "data-open-orders") is None
+    r = requests.post(f"{server.url}/api/v1/orders", json={
+        "incident_id": incident_id, "targets": ["DEMO-T01", "dept.police"],
+        "instruction": "到场处置"}, headers={"Authorization": f"Bearer {leader}"})
+    assert r.status_code == 200, r.text
+    page.wait_for_selector(f'{item}[data-open-orders="2"]', timeout=15_000)
+    page.reload()
+    page.wait_for_selector(f'{item}[data-open-orders="2"]', timeout=20_000)
+    assert_clean(page)
