@@ -441,6 +441,24 @@ def visible_nodes(session: Session, *, by: Principal, open_only: bool = False,
     return node_dicts(session, [r._mapping for r in session.execute(stmt)])
 
 
+def deliver(session: Session, *, node_ids: list[str], by: Principal, now: datetime,
+            locator: Locator, changes: Changes | None = None) -> list[str]:
+    """Record that `by`'s client received these nodes; return the ids it applied to.
+
+    Nodes that are not addressed to `by`, or are past `issued`, are skipped silently: a receipt
+    is a fact about delivery, not a request that can fail.
+    """
+    done = []
+    for node_id in node_ids:
+        try:
+            act(session, node_id=node_id, action="deliver", by=by, now=now, locator=locator,
+                changes=changes)
+            done.append(node_id)
+        except (DomainError, NotFound):
+            continue
+    return done
+
+
 def units_with_orders(session: Session, incident_ids: list[str]) -> dict[str, tuple[str, ...]]:
     """For each incident id, the units holding an order node of it (for routing live changes)."""
     out: dict[str, set[str]] = {}

@@ -12,7 +12,7 @@ from flask_socketio import Namespace, SocketIO, join_room
 from socketio import packet
 from socketio.exceptions import ConnectionRefusedError
 
-from command.errors import DomainError, NotFound
+from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.incidents import service as incidents_service
 from command.orders import service as orders_service
@@ -66,11 +66,10 @@ class FeedNamespace(Namespace):
         return acks if isinstance(body, list) else acks[0]
 
 
-class LiveNamespace(Namespace):
-    """Screens receive `incidents` (lists in ascending seq) and ask `since` to fill gaps.
+class UserNamespace(Namespace):
+    """A namespace for signed-in users (auth={"token": …} or the login session).
 
-    A connection needs a user (auth={"token": …} or the login session); it joins the rooms of
-    its scope, so each user is sent only what they may see.
+    Connecting joins the rooms of the user's scope, so each user is sent only what they may see.
     """
 
     def __init__(self, namespace: str) -> None:
@@ -85,9 +84,18 @@ class LiveNamespace(Namespace):
         self._users[_sid()] = principal
         for room in principal.live_rooms():
             join_room(room)
+        self.connected(principal)
+
+    def connected(self, principal: Principal) -> None:
+        """Called once the user has joined their rooms."""
 
     def on_disconnect(self, reason=None):
         self._users.pop(_sid(), None)
+
+
+class LiveNamespace(UserNamespace):
+    """Screens receive `incidents`, `orders` and `alerts` (lists in ascending seq) and ask
+    `since` to fill gaps in incidents."""
 
     def on_since(self, data=None):
         try:
@@ -193,7 +201,7 @@ class Broadcaster:
                             log.exception("emitting %s to %s failed", event, namespace)
 
 
-class FieldNamespace(Namespace):
+class FieldNamespace(UserNamespace):
     """Grid workers, townships and departments: their open order nodes, then every change.
 
     On connect the unit's open nodes arrive as one `orders` event; each later new or changed
@@ -202,26 +210,12 @@ class FieldNamespace(Namespace):
     again on every connect.
     """
 
-    def __init__(self, namespace: str) -> None:
-        super().__init__(namespace)
-        self._users: dict[str, Principal] = {}
-
-    def on_connect(self, auth=None):
-        token = auth.get("token") if isinstance(auth, dict) else None
-        principal = principal_from(token)
-        if principal is None:
-            raise ConnectionRefusedError("sign in or connect with auth={'token': <user token>}")
-        self._users[_sid()] = principal
-        for room in principal.live_rooms():
-            join_room(room)
+    def connected(self, principal: Principal) -> None:
         c = core()
         with c.read() as session:
             nodes = orders_service.visible_nodes(session, by=principal, open_only=True,
                                                  locator=c.units.current(session))
         self.emit("orders", nodes, room=_sid())
-
-    def on_disconnect(self, reason=None):
-        self._users.pop(_sid(), None)
 
     def on_delivered(self, data=None):
         principal = self._users.get(_sid())
@@ -230,16 +224,10 @@ class FieldNamespace(Namespace):
             return {"ok": False, "error": {"code": "invalid_field", "message": "ids: a list"}}
         c = core()
         changes = orders_service.Changes()
-        done = []
         with c.write() as session, session.begin():
-            locator, now = c.units.current(session), c.clock.now()
-            for node_id in ids[:1000]:
-                try:
-                    orders_service.act(session, node_id=str(node_id), action="deliver",
-                                       by=principal, now=now, locator=locator, changes=changes)
-                    done.append(node_id)
-                except (DomainError, NotFound):
-                    continue  # not this user's node, or past `issued`: nothing to deliver
+            done = orders_service.deliver(session, node_ids=[str(i) for i in ids[:1000]],
+                                          by=principal, now=c.clock.now(),
+                                          locator=c.units.current(session), changes=changes)
         changes.publish(c.bus)
         return {"ok": True, "delivered": done}
 
