@@ -401,22 +401,7 @@
     // The map uses plotly's offline "white-bg" style; its background layer gets the desk's calm
     // ground colour in MapLibre itself (as assets/wall.js does for the wall).
     function paintGround() {
-        var host = document.getElementById(S.cfg.ids.command_map);
-        var gd = host && host.querySelector(".js-plotly-plot");
-        var sub = gd && gd._fullLayout && gd._fullLayout.map && gd._fullLayout.map._subplot;
-        var map = sub && sub.map;
-        if (!map) { return false; }
-        if (map.__cmdcenterGround) { return true; }
-        var paint = function () {
-            if (map.getLayer("white-bg")) {
-                map.setPaintProperty("white-bg", "background-color", S.cfg.map_background);
-                host.classList.add("map-ready");
-            }
-        };
-        map.on("styledata", paint);
-        paint();
-        map.__cmdcenterGround = true;
-        return true;
+        return window.cmdcenterPaintGround(S.cfg.ids.command_map, S.cfg.map_background);
     }
 
     function whenMapExists(tries) {

@@ -473,27 +473,9 @@
         setProps(S.cfg.ids.situation_map, {figure: patch.build()});
     }
 
-    // --- the map's ground -------------------------------------------------------------------
-    // The map uses plotly's offline "white-bg" style (no tiles, no glyphs). Its one background
-    // layer is recoloured here, in MapLibre itself: plotly then never re-applies the style, so
-    // the ground cannot flash white when traces change. The canvas stays hidden until then.
+    // --- the map's ground (assets/map_ground.js: why it is painted in MapLibre) -------------
     function darkenMap() {
-        var host = document.getElementById(S.cfg.ids.situation_map);
-        var gd = host && host.querySelector(".js-plotly-plot");
-        var sub = gd && gd._fullLayout && gd._fullLayout.map && gd._fullLayout.map._subplot;
-        var map = sub && sub.map;
-        if (!map) { return false; }
-        if (map.__cmdcenterGround) { return true; }
-        var paint = function () {
-            if (map.getLayer("white-bg")) {
-                map.setPaintProperty("white-bg", "background-color", S.cfg.map_background);
-                host.classList.add("map-ready");
-            }
-        };
-        map.on("styledata", paint);
-        paint();
-        map.__cmdcenterGround = true;
-        return true;
+        return window.cmdcenterPaintGround(S.cfg.ids.situation_map, S.cfg.map_background);
     }
 
     function whenMapExists(tries) {
