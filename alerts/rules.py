@@ -79,6 +79,21 @@ def mass_gathering(event: Event, recent: Iterable[Event],
             if haversine_m(event["lon"], event["lat"], other["lon"], other["lat"]) <= mg.radius_m:
                 group.append(other)
                 seen.add(other["id"])
+    if len(group) < mg.reports:
+        group = [event]  # only the big report itself; nearby single reports are not grouped
+    return mass_proposal(group, cfg)
+
+
+def mass_proposal(group: Sequence[Event], cfg: RulesConfig, *,
+                  key: str | None = None) -> AlertProposal | None:
+    """Propose the alert of a group of related reports (or one big report); None when neither
+    the group is large enough nor anyone reports enough people.
+
+    Also used to describe a group that grew over several arrivals (``key`` then keeps the
+    alert the group already has).
+    """
+    mg = cfg.mass_gathering
+    group = sorted(group, key=lambda e: (parse_time(e["occurred_at"]), str(e["id"])))
     people = max((int(e["people"]) for e in group if e.get("people") is not None), default=0)
     clustered = len(group) >= mg.reports
     if people >= mg.people_red:
@@ -91,9 +106,6 @@ def mass_gathering(event: Event, recent: Iterable[Event],
         return None
     if clustered and _LEVEL_RANK[mg.cluster_level] < _LEVEL_RANK[level]:
         level = mg.cluster_level
-    if not clustered:
-        group = [event]  # only the big report itself; nearby single reports are not grouped
-    group.sort(key=lambda e: (parse_time(e["occurred_at"]), str(e["id"])))
     first, last = parse_time(group[0]["occurred_at"]), parse_time(group[-1]["occurred_at"])
     place = _place(_most_common_place(group))
     parts = []
@@ -109,8 +121,8 @@ def mass_gathering(event: Event, recent: Iterable[Event],
         "，请研判是否合并为一起事件" if clustered else "，请研判")
     units = tuple(dict.fromkeys(u for e in group for u in _units(e)))
     return AlertProposal(
-        key=f"mass_gathering:{group[0]['id']}", rule="mass_gathering", level=level, units=units,
-        incidents=tuple(str(e["id"]) for e in group), message=message,
+        key=key or f"mass_gathering:{group[0]['id']}", rule="mass_gathering", level=level,
+        units=units, incidents=tuple(str(e["id"]) for e in group), message=message,
         data={"reports": len(group), "people": people, "first": first, "last": last})
 
 

@@ -54,6 +54,10 @@ class Settings:
     # JSON, e.g. {"1": [5, 60], "2": [10, 120], "escalate_after": 2}: sign-off/complete minutes
     time_limits: str | None = None
     supervision_seconds: float = 15.0
+    # a TOML file overriding alerts/defaults.toml (the risk-watch rule thresholds)
+    alert_rules: str | None = None
+    # the risk watch runs on each arrival and at least this often (feed silence, expiry)
+    watch_seconds: float = 5.0
 
     @property
     def db_url(self) -> str:
@@ -69,7 +73,7 @@ class Settings:
 
 _INT_FIELDS = {"port", "max_message_bytes", "max_list", "rate_burst", "future_tolerance_seconds",
                "live_flush_ms"}
-_FLOAT_FIELDS = {"rate_per_second", "supervision_seconds"}
+_FLOAT_FIELDS = {"rate_per_second", "supervision_seconds", "watch_seconds"}
 
 
 def load(**overrides) -> Settings:

@@ -59,6 +59,7 @@ class Core:
         self.units = UnitRegistry()
         self._ingest: IngestFlow | None = None
         self.scheduler = None  # started by the web app: supervision timers
+        self.watch = None  # started by the web app: the risk watch (alert rules)
 
     @property
     def bus(self) -> Bus:
@@ -83,8 +84,25 @@ class Core:
         with self.read() as session:
             return self.units.current(session)
 
+    def start_watch(self):
+        """Run the alert rules on arriving incidents, in one process of the deployment."""
+        from alerts.config import load_config
+        from command.alerts.watch import RiskWatch
+        from command.scheduler import Scheduler
+
+        try:
+            cfg = load_config(self.settings.alert_rules or None)
+        except (OSError, ValueError) as exc:
+            raise config_mod.ConfigError(f"CMDCENTER_ALERT_RULES: {exc}") from None
+        self.watch = Scheduler(self, [RiskWatch(self, cfg)], interval=self.settings.watch_seconds,
+                               name="riskwatch")
+        self.bus.subscribe("incidents", lambda _items: self.watch.wake())
+        return self.watch.start()
+
     def close(self) -> None:
         """Stop threads and release connections."""
+        if self.watch is not None:
+            self.watch.close()
         if self.scheduler is not None:
             self.scheduler.close()
         if self._ingest is not None:

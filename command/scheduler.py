@@ -165,6 +165,7 @@ class Scheduler:
         ttl_ms = int(max(3 * self._interval, 10.0) * 1000)
         self._lock = lock or deployment_lock(core, name, ttl_ms)
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._name = name
 
@@ -175,9 +176,14 @@ class Scheduler:
             self._thread.start()
         return self
 
+    def wake(self) -> None:
+        """Tick now rather than at the end of the interval (e.g. new incidents arrived)."""
+        self._wake.set()
+
     def close(self) -> None:
         """Stop ticking and give the lock up."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=max(10.0, self._interval))
             self._thread = None
@@ -209,4 +215,5 @@ class Scheduler:
                 self.run_once()
             except Exception:
                 log.exception("scheduler tick failed")
-            self._stop.wait(self._interval)
+            self._wake.wait(self._interval)
+            self._wake.clear()

@@ -236,6 +236,9 @@ ALERT_RULES = [  # run last: they wait for supervision; the overdue grid node al
     *rule("POST", "/api/v1/alerts/{alert}/ack", (*COUNTY, "town2"), body={"note": "已督促"}),
     *rule("POST", "/api/v1/alerts/{alert}/dismiss", skip=(*COUNTY, "town2"), body={}),
     *rule("POST", "/api/v1/alerts/no-such-alert/ack", EVERY_USER, status=404, body={}),
+    *rule("GET", "/api/v1/alerts/{alert}", (*COUNTY, "town2")),
+    # an overdue alert groups no reports: refused as such (422) to those who may merge
+    *rule("POST", "/api/v1/alerts/{alert}/merge", COUNTY, status=422, body={}),
 ]
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from command.alerts.models import LEVELS, alerts
+from command.alerts.models import LEVELS, alert_events, alerts
 from command.clock import iso_shanghai
 from command.db import next_seq
 from command.errors import DomainError, Forbidden, NotFound
@@ -24,10 +24,12 @@ LIVE = ("open", "acknowledged")  # the situation still lasts
 
 
 def raise_or_update(session: Session, *, key: str, rule: str, level: str, units: list[str],
-                    incidents: list[str], message: str, now: datetime) -> dict:
+                    incidents: list[str], message: str, now: datetime,
+                    expires_at: datetime | None = None, evidence: str | None = None) -> dict:
     """Raise the alert of `key`, or update it when it exists; never a second one."""
     alert_id = stage_raise(session, key=key, rule=rule, level=level, units=units,
-                           incidents=incidents, message=message, now=now)
+                           incidents=incidents, message=message, now=now,
+                           expires_at=expires_at, evidence=evidence)
     if alert_id is None:
         return _dict(_by_key(session, key))
     (changed,) = stamp(session, [alert_id])
@@ -35,11 +37,14 @@ def raise_or_update(session: Session, *, key: str, rule: str, level: str, units:
 
 
 def stage_raise(session: Session, *, key: str, rule: str, level: str, units: list[str],
-                incidents: list[str], message: str, now: datetime) -> str | None:
+                incidents: list[str], message: str, now: datetime,
+                expires_at: datetime | None = None, evidence: str | None = None) -> str | None:
     """Insert or update the alert of `key` without a seq; the id when it changed, else None.
 
-    A resolved alert whose situation comes back is opened again. An acknowledged or dismissed
-    one is opened again only when its rule or level changes (the situation got worse).
+    A resolved alert whose situation comes back is opened again, unless the incident that
+    brought it back (`evidence`) is one the alert already counted: a replayed or re-read
+    incident is no new evidence. An acknowledged or dismissed one is opened again only when
+    its rule or level changes (the situation got worse). Every change is audited.
     """
     if level not in LEVELS:
         raise DomainError("invalid_field", f"level: one of {', '.join(LEVELS)}", "level")
@@ -50,16 +55,26 @@ def stage_raise(session: Session, *, key: str, rule: str, level: str, units: lis
         alert_id = uuid.uuid4().hex
         session.execute(sa.insert(alerts).values(
             id=alert_id, seq=placeholder_seq(), key=key, status="open", raised_at=now,
-            updated_at=now, **values))
+            updated_at=now, expires_at=expires_at, **values))
+        _audit(session, alert_id, "raised", now, level=level, status="open")
         return alert_id
+    action = "updated"
     if row["status"] == "resolved":
+        if evidence is not None and evidence in json.loads(row["incidents"]):
+            return None
         values.update(status="open", raised_at=now, note=None, acted_by=None)
-    elif all(row[k] == v for k, v in values.items()):
+        action = "reopened"
+    elif all(row[k] == v for k, v in values.items()) and row["expires_at"] == expires_at:
         return None
     elif row["status"] != "open" and (row["rule"], row["level"]) != (rule, level):
         values["status"] = "open"
+        action = "reopened"
     session.execute(sa.update(alerts).where(alerts.c.id == row["id"])
-                    .values(updated_at=now, **values))
+                    .values(updated_at=now, expires_at=expires_at, **values))
+    if action == "reopened" or row["level"] != level:
+        # plain updates (one more incident, a new count) are not worth an audit line each
+        _audit(session, row["id"], action, now, level=level,
+               status=values.get("status", row["status"]))
     return row["id"]
 
 
@@ -79,23 +94,61 @@ def stage_resolve(session: Session, key: str, now: datetime) -> str | None:
         return None
     session.execute(sa.update(alerts).where(alerts.c.id == row["id"])
                     .values(status="resolved", updated_at=now))
+    _audit(session, row["id"], "resolved", now, level=row["level"], status="resolved")
     return row["id"]
+
+
+def stage_expire(session: Session, now: datetime) -> list[str]:
+    """Resolve the live alerts whose situation ran out (`expires_at` ≤ now); their ids."""
+    rows = session.execute(sa.select(alerts.c.key).where(
+        alerts.c.status.in_(LIVE), alerts.c.expires_at.is_not(None),
+        alerts.c.expires_at <= now)).all()
+    return [i for i in (stage_resolve(session, r.key, now) for r in rows) if i is not None]
+
+
+def live_by_rule(session: Session, rule: str) -> list[dict]:
+    """The live alerts of one rule."""
+    rows = session.execute(sa.select(alerts).where(alerts.c.rule == rule,
+                                                   alerts.c.status.in_(LIVE)))
+    return [_dict(r._mapping) for r in rows]
+
+
+def history(session: Session, alert_id: str) -> list[dict]:
+    """The audit trail of an alert, oldest first."""
+    rows = session.execute(sa.select(alert_events).where(alert_events.c.alert_id == alert_id)
+                           .order_by(alert_events.c.id))
+    return [{"at": iso_shanghai(r.at), "action": r.action, "by": r.by, "note": r.note,
+             "level": r.level, "status": r.status} for r in rows]
+
+
+def _audit(session: Session, alert_id: str, action: str, now: datetime, *, level: str,
+           status: str, by: str | None = None, note: str | None = None) -> None:
+    session.execute(sa.insert(alert_events).values(
+        alert_id=alert_id, at=now, action=action, by=by, note=note, level=level, status=status))
 
 
 def act(session: Session, alert_id: str, action: str, by: Principal, note: str | None = None, *,
         now: datetime) -> dict:
     """Acknowledge or dismiss an alert; repeating it, or acting on a resolved one, changes nothing."""
     row = _get_row(session, alert_id)
-    if not (by.county_wide or by.unit_code in json.loads(row["units"])):
-        raise Forbidden(f"{by.name} may not act on alert {alert_id}")
+    if not (by.county_wide or (by.role == "township"
+                               and by.unit_code in json.loads(row["units"]))):
+        raise Forbidden(f"{by.name} may not act on alert {alert_id}")  # grids and depts see only
     if action not in ("ack", "dismiss"):
         raise TransitionError(f"no alert action {action!r}", ["ack", "dismiss"])
     target = {"ack": "acknowledged", "dismiss": "dismissed"}[action]
+    note = (note or "").strip() or None
+    if note is not None and len(note) > 2000:
+        raise DomainError("invalid_field", "note: at most 2000 characters", "note")
+    if action == "dismiss" and note is None:
+        raise DomainError("invalid_field", "note: say why the alert is dismissed", "note")
     status = row["status"]
     if status == "resolved" or status == target or (status == "dismissed" and action == "ack"):
         return _dict(row)
     session.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(
         status=target, updated_at=now, note=note, acted_by=by.name))
+    _audit(session, alert_id, action, now, level=row["level"], status=target, by=by.name,
+           note=note)
     (changed,) = stamp(session, [alert_id])
     return changed
 
@@ -151,6 +204,7 @@ def _dict(row) -> dict:
         "status": row["status"], "raised_at": iso_shanghai(row["raised_at"]),
         "updated_at": iso_shanghai(row["updated_at"]), "acted_by": row["acted_by"],
         "note": row["note"],
+        "expires_at": iso_shanghai(row["expires_at"]) if row["expires_at"] else None,
     }
 
 
@@ -171,3 +225,14 @@ def _get_row(session: Session, alert_id: str):
     if row is None:
         raise NotFound(f"no alert {alert_id!r}")
     return row._mapping
+
+
+def stage_merged(session: Session, alert_id: str, *, by: Principal, into: str, note: str | None,
+                 now: datetime) -> str:
+    """Close a mass-gathering alert whose reports were merged into `into` (audited)."""
+    row = _get_row(session, alert_id)
+    session.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(
+        status="resolved", updated_at=now, note=note, acted_by=by.name))
+    _audit(session, alert_id, "merged", now, level=row["level"], status="resolved", by=by.name,
+           note=f"合并入事件 {into}" + (f"：{note}" if note else ""))
+    return alert_id

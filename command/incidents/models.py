@@ -31,4 +31,5 @@ incidents = sa.Table(
     sa.Column("level", sa.String(16), nullable=False, default="grid"),  # who handles it now
     sa.UniqueConstraint("feed_id", "source_id", name="uq_incidents_feed_source"),
     sa.Index("ix_incidents_occurred_at", "occurred_at"),
+    sa.Index("ix_incidents_feed_received", "feed_id", "received_at"),  # feed silence
 )

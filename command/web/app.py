@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
         core.scheduler = Scheduler(core, [supervision.make_job(core, core.limits)],
                                    interval=settings.supervision_seconds, name="supervision")
         core.scheduler.start()
+        core.start_watch()
     return app, core
 
 

@@ -157,6 +157,31 @@ def list_alerts(principal):
         session, status, int(since) if since else None, by=principal))
 
 
+@command_api.get("/api/v1/alerts/<alert_id>")
+@require()
+def alert_detail(principal, alert_id):
+    def detail(session, locator):
+        alert = alerts_service.get(session, alert_id)
+        if not (principal.county_wide or principal.unit_code in alert["units"]):
+            raise DomainError("forbidden", "this alert is outside your scope")
+        return {**alert, "history": alerts_service.history(session, alert_id)}
+    return _read(detail)
+
+
+@command_api.post("/api/v1/alerts/<alert_id>/merge")
+@require("duty", *COMMANDERS)
+def alert_merge(principal, alert_id):
+    from command.alerts.merge import merge
+
+    def run(session, changes, locator, now):
+        body = _body()
+        alert, changed = merge(session, alert_id, into=body.get("into"), by=principal,
+                               note=body.get("note"), now=now, locator=locator)
+        changes.extend(changed)
+        return alert
+    return _write(run)
+
+
 @command_api.post("/api/v1/alerts/<alert_id>/<action>")
 @require()
 def alert_action(principal, alert_id, action):
