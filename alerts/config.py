@@ -61,6 +61,7 @@ class RepeatPlaceConfig:
     count: int
     count_orange: int
     radius_m: float
+    match: str
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,8 @@ def _check_section(section: str, cfg) -> None:
             fail("count", "must be ≥ 2 (a repeat needs more than one)")
         if cfg.count_orange < cfg.count:
             fail("count_orange", "must be ≥ count")
+        if cfg.match not in ("radius", "grid", "both"):
+            fail("match", "must be radius|grid|both")
     elif section == "feed_silence":
         if not cfg.quantile < 1:
             fail("quantile", "must be a probability < 1")

@@ -255,6 +255,7 @@ def repeat_place(event: Event, history: Iterable[Event],
     at = parse_time(event["occurred_at"])
     since = at - timedelta(days=rp.days)
     grid = (event.get("grid") or {}).get("code")
+    by_grid, by_radius = rp.match in ("grid", "both"), rp.match in ("radius", "both")
     same = [event]
     seen = {event["id"]}
     for other in history:
@@ -263,8 +264,8 @@ def repeat_place(event: Event, history: Iterable[Event],
         if not since < parse_time(other["occurred_at"]) <= at:
             continue
         other_grid = (other.get("grid") or {}).get("code")
-        near = (grid is not None and other_grid == grid) or (
-            _has_point(event) and _has_point(other)
+        near = (by_grid and grid is not None and other_grid == grid) or (
+            by_radius and _has_point(event) and _has_point(other)
             and haversine_m(event["lon"], event["lat"], other["lon"], other["lat"]) <= rp.radius_m)
         if near:
             same.append(other)
@@ -273,7 +274,7 @@ def repeat_place(event: Event, history: Iterable[Event],
         return None
     same.sort(key=lambda e: (parse_time(e["occurred_at"]), str(e["id"])))
     level = "orange" if len(same) >= rp.count_orange else "yellow"
-    if grid is not None:
+    if by_grid and grid is not None:
         place, key = ((event.get("grid") or {}).get("name") or grid), f"repeat_place:grid:{grid}"
     else:
         place, key = f"{_place(event)} {rp.radius_m:g}米范围内", f"repeat_place:{same[0]['id']}"

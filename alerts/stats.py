@@ -31,7 +31,7 @@ def poisson_sf(count: int, lam: float) -> float:
     while True:
         term = _poisson_pmf(k, lam)
         total += term
-        if term < total * 1e-17 or k > count + 10_000:
+        if term == 0.0 or term < total * 1e-17 or k > count + 10_000:
             return min(1.0, total)
         k += 1
 
@@ -57,13 +57,15 @@ def negbin_sf(count: int, shape: float, rate: float) -> float:
                         + shape * log_p + k * log_q)
 
     mean = shape / rate
+    # past the mean the pmf only falls: the upper tail ends where its terms vanish (an
+    # underflow to 0.0 included — far in the tail, where p is below any threshold anyway)
     if count <= mean + 1:
         return max(0.0, 1.0 - sum(pmf(k) for k in range(count)))
     total, k = 0.0, count
     while True:
         term = pmf(k)
         total += term
-        if term < total * 1e-17 or k > count + 100_000:
+        if term == 0.0 or term < total * 1e-17 or k > count + 100_000:
             return min(1.0, total)
         k += 1
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ _M_PER_DEG_LON = 111_320.0
 _SAME_BURST_S = 1.0  # reports received this close together are one delivery, not a gap
 _GAPS_KEPT = 500
 WEEK = timedelta(days=7)
+MAX_LISTED = 500  # incidents named in one alert: the latest (its message gives the full count)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ class Outcome:
 
     raises: list[Raise]
     resolves: list[str]
+
+
+def _capped(proposal: AlertProposal) -> AlertProposal:
+    if len(proposal.incidents) <= MAX_LISTED:
+        return proposal
+    return replace(proposal, incidents=proposal.incidents[-MAX_LISTED:])
 
 
 class _Hash:
@@ -105,6 +112,10 @@ class RuleStream:
         self._cells: dict[tuple[str, str, datetime], list[str]] = {}
         self._mass_key: dict[str, str] = {}  # incident -> the mass alert key it belongs to
         self._mass_groups: dict[str, set[str]] = {}
+        # situations touched since the last flush -> the latest incident that touched them
+        self._dirty_mass: dict[str, str] = {}
+        self._dirty_cells: dict[tuple[str, str, datetime], str] = {}
+        self._dirty_places: dict[str, str] = {}
         self.last_seen: dict[str, datetime] = {}
         self.gaps: dict[str, deque[float]] = {}
 
@@ -113,6 +124,9 @@ class RuleStream:
     def add(self, event: Mapping[str, Any], *, now: datetime, evaluate: bool = True) -> Outcome:
         """Take in one incident (the first time it is seen); evaluate the rules unless priming.
 
+        Severity is proposed at once; the situations of the other rules that this arrival
+        touches are marked and proposed by `flush` (call it after a batch of arrivals), so a
+        burst of reports into one place costs one proposal per situation, not one per report.
         An incident that is already final is stored but raises nothing; one that is merged or
         a false alarm is not a report of its own and is left out altogether.
         """
@@ -127,8 +141,6 @@ class RuleStream:
             return out  # outside every rule's window
         self.events[incident_id] = e
         has_point = e.get("lon") is not None and e.get("lat") is not None
-        if has_point:
-            self._mass.add(incident_id, e["lon"], e["lat"])
         repeat_type = e.get("type") in self.cfg.repeat_place.types
         grid = (e.get("grid") or {}).get("code")
         if repeat_type:
@@ -141,48 +153,92 @@ class RuleStream:
         if township is not None:
             cell = (township, e.get("type"), rules.window_end(at, self.cfg))
             self._cells.setdefault(cell, []).append(incident_id)
-        if not evaluate or e.get("status") in FINAL:
-            return out
-
-        proposal = rules.severity(e, self.cfg)
-        if proposal is not None:
-            out.raises.append(Raise(proposal, None, incident_id))
-        if has_point and at > now - self._span:
-            self._add_mass(e, out)
-        if cell is not None and cell[2] + self._window > now:
-            self._add_spike(e, cell, out)
-        if repeat_type:
-            self._add_repeat(e, grid, has_point, now, out)
+        if evaluate and e.get("status") not in FINAL:
+            proposal = rules.severity(e, self.cfg)
+            if proposal is not None:
+                out.raises.append(Raise(proposal, None, incident_id))
+            if has_point and at > now - self._span:
+                self._add_mass(e)
+            if cell is not None and cell[2] + self._window > now:
+                self._dirty_cells[cell] = incident_id
+            if repeat_type:
+                by_grid = grid is not None and self.cfg.repeat_place.match != "radius"
+                self._dirty_places[grid if by_grid else incident_id] = incident_id
+        if has_point and at > now - 2 * self._span:  # after the scan: not its own neighbour
+            self._mass.add(incident_id, e["lon"], e["lat"])
         return out
 
-    def _add_mass(self, e: dict, out: Outcome) -> None:
-        near = [self.events[i] for i in self._mass.near(e["lon"], e["lat"])
-                if i in self.events and i != e["id"]]
-        proposal = rules.mass_gathering(e, near, self.cfg)
-        if proposal is None:
-            return
-        group = set(proposal.incidents)
-        keys = sorted({self._mass_key[i] for i in group if i in self._mass_key})
-        if keys:  # the situation already has an alert: grow it, never raise a second one
-            key = keys[0]
-            for other in keys[1:]:
-                group |= self._mass_groups.pop(other, set())
-            group |= self._mass_groups.get(key, set())
-            members = [self.events[i] for i in group if i in self.events]
-            proposal = rules.mass_proposal(members, self.cfg, key=key) or proposal
-        else:
-            key = proposal.key
-        self._mass_groups[key] = group
-        for i in group:
-            self._mass_key[i] = key
-        out.raises.append(Raise(proposal, None, e["id"]))
+    def flush(self, now: datetime) -> list[Raise]:
+        """The proposals of every situation the arrivals since the last flush touched."""
+        out: list[Raise] = []
+        for key, evidence in self._dirty_mass.items():
+            members = [self.events[i] for i in self._mass_groups.get(key, ()) if i in self.events]
+            proposal = rules.mass_proposal(members, self.cfg, key=key) if members else None
+            if proposal is not None:
+                out.append(Raise(_capped(proposal), None, evidence))
+        for cell, evidence in self._dirty_cells.items():
+            r = self._spike_proposal(cell, evidence)
+            if r is not None:
+                out.append(r)
+        for place, evidence in self._dirty_places.items():
+            r = self._repeat_proposal(evidence, now)
+            if r is not None:
+                out.append(r)
+        self._dirty_mass, self._dirty_cells, self._dirty_places = {}, {}, {}
+        return out
 
-    def _add_spike(self, e: dict, cell: tuple[str, str, datetime], out: Outcome) -> None:
+    def _add_mass(self, e: dict) -> None:
+        """Join the arrival to a gathering nearby, or start one when enough reports are close.
+
+        Scans the neighbourhood newest first and stops at the first report that already
+        belongs to a gathering (the arrival joins it) or once enough close reports are found,
+        so a crowd of reports in one place costs each arrival a few comparisons, not the crowd.
+        """
+        mg = self.cfg.mass_gathering
+        at = e["occurred_at"]
+        close: list[str] = []
+        joined = None
+        for i in self._near_newest_first(e["lon"], e["lat"]):
+            other = self.events.get(i)
+            if other is None or abs(other["occurred_at"] - at) > self._span:
+                continue
+            if rules.haversine_m(e["lon"], e["lat"], other["lon"], other["lat"]) > mg.radius_m:
+                continue
+            joined = self._mass_key.get(i)
+            if joined is not None:
+                break
+            close.append(i)
+            if len(close) + 1 >= mg.reports:
+                break
+        if joined is not None:
+            key, members = joined, [e["id"]]
+        elif len(close) + 1 >= mg.reports:
+            members = [*close, e["id"]]
+            first = min(members, key=lambda i: (self.events[i]["occurred_at"], i))
+            key = f"mass_gathering:{first}"
+        elif int(e.get("people") or 0) >= mg.people:
+            key, members = f"mass_gathering:{e['id']}", [e["id"]]
+        else:
+            return
+        group = self._mass_groups.setdefault(key, set())
+        group.update(members)
+        for i in members:
+            self._mass_key[i] = key
+        self._dirty_mass[key] = e["id"]
+
+    def _near_newest_first(self, lon: float, lat: float) -> Iterable[str]:
+        ix, iy = self._mass._cell(lon, lat)
+        lists = [self._mass.cells.get((ix + dx, iy + dy), ())
+                 for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+        for ids in lists:
+            yield from reversed(ids)
+
+    def _spike_proposal(self, cell: tuple[str, str, datetime], evidence: str) -> Raise | None:
         sp = self.cfg.spike
         township, type_code, end = cell
         ids = self._cells.get(cell, [])
-        if len(ids) < sp.min_count:
-            return
+        if len(ids) < sp.min_count or evidence not in self.events:
+            return None
 
         def counts(window_end: datetime) -> tuple[int, list[int]]:
             now_n = len(self._cells.get((township, type_code, window_end), ()))
@@ -193,31 +249,38 @@ class RuleStream:
         count, baseline = counts(end)
         previous = [counts(end - k * self._window) for k in range(1, sp.trend_windows)]
         start = end - self._window
-        label = (f"{rules._hm(start)}–{rules._hm(end)}" if end.astimezone(rules.CHINA).hour
-                 or end.astimezone(rules.CHINA).minute else f"{rules._hm(start)}–24:00")
-        proposal = rules.spike(count, baseline, self.cfg, township=e["township"],
-                               type_label=type_code, window_label=f"{label}",
-                               previous=previous, incidents=ids)
-        if proposal is not None:
-            out.raises.append(Raise(proposal, end + self._window, e["id"]))
+        local_end = end.astimezone(rules.CHINA)
+        label = (f"{rules._hm(start)}–{rules._hm(end)}" if local_end.hour or local_end.minute
+                 else f"{rules._hm(start)}–24:00")
+        proposal = rules.spike(count, baseline, self.cfg,
+                               township=self.events[evidence]["township"],
+                               type_label=type_code, window_label=label, previous=previous,
+                               incidents=ids[-MAX_LISTED:])
+        return None if proposal is None else Raise(proposal, end + self._window, evidence)
 
-    def _add_repeat(self, e: dict, grid: str | None, has_point: bool, now: datetime,
-                    out: Outcome) -> None:
+    def _repeat_proposal(self, evidence: str, now: datetime) -> Raise | None:
         rp = self.cfg.repeat_place
-        ids = set(self._by_grid.get(grid, ())) if grid is not None else set()
-        if has_point:
+        e = self.events.get(evidence)
+        if e is None:
+            return None
+        grid = (e.get("grid") or {}).get("code")
+        match = self.cfg.repeat_place.match
+        ids = set(self._by_grid.get(grid, ())) if grid is not None and match != "radius" \
+            else set()
+        if match != "grid" and e.get("lon") is not None and e.get("lat") is not None:
             ids.update(self._place.near(e["lon"], e["lat"]))
         ids.discard(e["id"])
         history = [self.events[i] for i in ids if i in self.events]
         proposal = rules.repeat_place(e, history, self.cfg)
         if proposal is None:
-            return
+            return None
         # the situation lasts while `count` of its incidents stay within the last `days`
         times = sorted(self.events[i]["occurred_at"] for i in proposal.incidents
                        if i in self.events)
         expires = times[-rp.count] + timedelta(days=rp.days)
-        if expires > now:
-            out.raises.append(Raise(proposal, expires, e["id"]))
+        if expires <= now:
+            return None
+        return Raise(_capped(proposal), expires, evidence)
 
     # --- feeds --------------------------------------------------------------------------------
 

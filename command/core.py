@@ -94,8 +94,9 @@ class Core:
             cfg = load_config(self.settings.alert_rules or None)
         except (OSError, ValueError) as exc:
             raise config_mod.ConfigError(f"CMDCENTER_ALERT_RULES: {exc}") from None
+        # arrivals within 0.2 s are evaluated together: one alert write per situation per pass
         self.watch = Scheduler(self, [RiskWatch(self, cfg)], interval=self.settings.watch_seconds,
-                               name="riskwatch")
+                               name="riskwatch", min_gap=0.2)
         self.bus.subscribe("incidents", lambda _items: self.watch.wake())
         return self.watch.start()
 

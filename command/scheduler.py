@@ -157,10 +157,12 @@ class Scheduler:
     """Calls `job(now)` for each job every `interval` seconds, in one process of the deployment."""
 
     def __init__(self, core, jobs: list[Job], interval: float = 15.0, *,
-                 name: str = "scheduler", lock: Lock | None = None) -> None:
+                 name: str = "scheduler", lock: Lock | None = None,
+                 min_gap: float = 0.0) -> None:
         self._core = core
         self._jobs = list(jobs)
         self._interval = float(interval)
+        self._min_gap = float(min_gap)  # wake-ups closer together than this are coalesced
         # the Redis lock outlives a few missed ticks, not a dead holder for long
         ttl_ms = int(max(3 * self._interval, 10.0) * 1000)
         self._lock = lock or deployment_lock(core, name, ttl_ms)
@@ -215,5 +217,7 @@ class Scheduler:
                 self.run_once()
             except Exception:
                 log.exception("scheduler tick failed")
-            self._wake.wait(self._interval)
+            if self._min_gap:
+                self._stop.wait(self._min_gap)
+            self._wake.wait(max(self._interval - self._min_gap, 0.0))
             self._wake.clear()

@@ -186,9 +186,78 @@ def stamp(session: Session, alert_ids: list[str]) -> list[dict]:
     if not ids:
         return []
     first = next_seq(session, len(ids), counter="alert_seq")
-    for j, alert_id in enumerate(ids):
-        session.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(seq=first + j))
-    return [get(session, alert_id) for alert_id in ids]
+    session.execute(sa.update(alerts).where(alerts.c.id == sa.bindparam("_id"))
+                    .values(seq=sa.bindparam("_seq")),
+                    [{"_id": alert_id, "_seq": first + j} for j, alert_id in enumerate(ids)])
+    found = {}
+    for chunk in _chunks(ids):
+        for row in session.execute(sa.select(alerts).where(alerts.c.id.in_(chunk))):
+            found[row.id] = _dict(row._mapping)
+    return [found[alert_id] for alert_id in ids]
+
+
+def stage_raise_many(session: Session, proposals: list[dict], now: datetime) -> list[str]:
+    """`stage_raise` for many situations at once (keys distinct): a few statements in all.
+
+    Each proposal is a dict of stage_raise's keyword arguments but `now`. Returns the ids of
+    the alerts that changed.
+    """
+    for p in proposals:
+        if p["level"] not in LEVELS:
+            raise DomainError("invalid_field", f"level: one of {', '.join(LEVELS)}", "level")
+    rows = {}
+    keys = [p["key"] for p in proposals]
+    for chunk in _chunks(keys):
+        stmt = sa.select(alerts).where(alerts.c.key.in_(chunk)).with_for_update()
+        rows.update({r.key: r._mapping for r in session.execute(stmt)})
+    inserts, updates, audits, changed = [], [], [], []
+    for p in proposals:
+        values = {"rule": p["rule"], "level": p["level"], "units": json.dumps(list(p["units"])),
+                  "incidents": json.dumps(list(p["incidents"])), "message": p["message"]}
+        expires_at, evidence = p.get("expires_at"), p.get("evidence")
+        row = rows.get(p["key"])
+        if row is None:
+            alert_id = uuid.uuid4().hex
+            inserts.append({"id": alert_id, "seq": placeholder_seq(), "key": p["key"],
+                            "status": "open", "raised_at": now, "updated_at": now,
+                            "expires_at": expires_at, "note": None, "acted_by": None, **values})
+            audits.append((alert_id, "raised", p["level"], "open"))
+            changed.append(alert_id)
+            continue
+        new = {"status": row["status"], "raised_at": row["raised_at"], "note": row["note"],
+               "acted_by": row["acted_by"]}
+        action = "updated"
+        if row["status"] == "resolved":
+            if evidence is not None and evidence in json.loads(row["incidents"]):
+                continue
+            new.update(status="open", raised_at=now, note=None, acted_by=None)
+            action = "reopened"
+        elif all(row[k] == v for k, v in values.items()) and row["expires_at"] == expires_at:
+            continue
+        elif row["status"] != "open" and (row["rule"], row["level"]) != (p["rule"], p["level"]):
+            new["status"] = "open"
+            action = "reopened"
+        updates.append({"_id": row["id"], "updated_at": now, "expires_at": expires_at,
+                        **values, **new})
+        if action == "reopened" or row["level"] != p["level"]:
+            audits.append((row["id"], action, p["level"], new["status"]))
+        changed.append(row["id"])
+    if inserts:
+        session.execute(sa.insert(alerts), inserts)
+    if updates:
+        columns = [k for k in updates[0] if k != "_id"]
+        session.execute(sa.update(alerts).where(alerts.c.id == sa.bindparam("_id"))
+                        .values({k: sa.bindparam(k) for k in columns}), updates)
+    if audits:
+        session.execute(sa.insert(alert_events), [
+            {"alert_id": a, "at": now, "action": action, "by": None, "note": None,
+             "level": level, "status": status} for a, action, level, status in audits])
+    return changed
+
+
+def _chunks(items: list, size: int = 500):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def placeholder_seq() -> int:

@@ -39,6 +39,7 @@ CURSOR = "riskwatch_cursor"
 BATCH = 2000  # incidents per step
 TICK = timedelta(seconds=15)  # feed silence, expiry and pruning at most this often
 _GAPS = 200  # past deliveries per feed that prime its usual gap
+STALE = timedelta(hours=1)  # rows received longer ago than this are not evaluated
 
 _COLUMNS = (incidents.c.id, incidents.c.seq, incidents.c.type, incidents.c.severity,
             incidents.c.people, incidents.c.occurred_at, incidents.c.received_at,
@@ -112,11 +113,17 @@ class RiskWatch:
                 continue
             if stream.feed_seen(event["feed"], event["received_at"]):
                 resolves.append(f"feed_silence:{event['feed']}")
-            outcome = stream.add(event, now=now)
+            # a row received long ago is history written in bulk (seed-history, an import):
+            # it joins the baselines but is no news to alert on
+            fresh = event["received_at"] > now - STALE
+            outcome = stream.add(event, now=now, evaluate=fresh)
             for r in outcome.raises:
                 raises.pop(r.proposal.key, None)
                 raises[r.proposal.key] = r  # the latest proposal of a situation wins
             resolves.extend(outcome.resolves)
+        for r in stream.flush(now):
+            raises.pop(r.proposal.key, None)
+            raises[r.proposal.key] = r
         try:
             changes = self._store(raises, resolves, finals, cursor, new_cursor, now)
         except Exception:
@@ -133,12 +140,12 @@ class RiskWatch:
             work = Work()
             for key in resolves:
                 work.alert(alerts_service.stage_resolve(session, key, now))
-            for r in raises.values():
-                p = r.proposal
-                work.alert(alerts_service.stage_raise(
-                    session, key=p.key, rule=p.rule, level=p.level, units=list(p.units),
-                    incidents=list(p.incidents), message=p.message, now=now,
-                    expires_at=r.expires_at, evidence=r.evidence))
+            for alert_id in alerts_service.stage_raise_many(session, [
+                    {"key": r.proposal.key, "rule": r.proposal.rule, "level": r.proposal.level,
+                     "units": r.proposal.units, "incidents": r.proposal.incidents,
+                     "message": r.proposal.message, "expires_at": r.expires_at,
+                     "evidence": r.evidence} for r in raises.values()], now):
+                work.alert(alert_id)
             if finals:
                 for alert_id in _ended(session, finals, now):
                     work.alert(alert_id)

@@ -106,7 +106,8 @@ def test_events_without_coordinates_do_not_cluster(cfg):
 
 # --- repeat place ---
 
-def test_repeat_disputes_in_one_grid(cfg):
+def test_repeat_disputes_in_one_grid():
+    cfg = load_config(overrides={"repeat_place": {"match": "grid"}})
     history = [ev("P1", -60 * 24 * 20, type="petition", dx_m=900),   # same grid, far apart
                ev("D1", -60 * 24 * 5), ev("X1", -60 * 24 * 3, type="complaint"),
                ev("D0", -60 * 24 * 40)]                                # too old
@@ -116,6 +117,15 @@ def test_repeat_disputes_in_one_grid(cfg):
     assert alert.incidents == ("P1", "D1", "D2")
     assert "3 起" in alert.message and "城关一网格" in alert.message and "30天" in alert.message
     assert "信访诉求 1 起" in alert.message and "矛盾纠纷 2 起" in alert.message
+
+
+def test_repeat_place_by_default_is_the_same_spot_not_the_whole_grid(cfg):
+    history = [ev("P1", -60 * 24 * 20, type="petition", dx_m=900), ev("D1", -60 * 24 * 5)]
+    assert cfg.repeat_place.match == "radius"
+    assert repeat_place(ev("D2", 0), history, cfg) is None  # P1 is 900 m away in the grid
+    near = [ev("P1", -60 * 24 * 20, type="petition", dx_m=120), ev("D1", -60 * 24 * 5)]
+    alert = repeat_place(ev("D2", 0), near, cfg)
+    assert alert is not None and alert.key == "repeat_place:P1" and "200米范围内" in alert.message
 
 
 def test_repeat_place_by_distance_across_grids(cfg):
