@@ -115,7 +115,7 @@ class RuleStream:
         # situations touched since the last flush -> the latest incident that touched them
         self._dirty_mass: dict[str, str] = {}
         self._dirty_cells: dict[tuple[str, str, datetime], str] = {}
-        self._dirty_places: dict[str, str] = {}
+        self._dirty_places: dict[object, str] = {}
         self.last_seen: dict[str, datetime] = {}
         self.gaps: dict[str, deque[float]] = {}
 
@@ -163,7 +163,13 @@ class RuleStream:
                 self._dirty_cells[cell] = incident_id
             if repeat_type:
                 by_grid = grid is not None and self.cfg.repeat_place.match != "radius"
-                self._dirty_places[grid if by_grid else incident_id] = incident_id
+                if by_grid:
+                    place = grid
+                elif has_point:  # one proposal per radius-wide cell touched, not per report
+                    place = self._place._cell(e["lon"], e["lat"])
+                else:
+                    place = incident_id
+                self._dirty_places[place] = incident_id
         if has_point and at > now - 2 * self._span:  # after the scan: not its own neighbour
             self._mass.add(incident_id, e["lon"], e["lat"])
         return out
