@@ -496,8 +496,9 @@ class Stats:
         return line
 
 
-class _Sender:
-    """One Socket.IO feed connection with a bounded number of unanswered emits."""
+class Sender:
+    """One Socket.IO feed connection with a bounded number of unanswered emits (`run` paces
+    it; the demo sends on its own schedule)."""
 
     def __init__(self, url: str, token: str, stats: Stats, max_in_flight: int) -> None:
         import socketio
@@ -632,7 +633,7 @@ def run(url: str, token: str, *, rate: float = 2.0, count: int | None = None,
     stats = Stats()
     stop = stop or threading.Event()
     limit = max_in_flight or max(64, int(rate * 5), batch * 4)
-    sender = _Sender(url, token, stats, limit)
+    sender = Sender(url, token, stats, limit)
     if not sender.connect():
         return stats
     try:
@@ -657,7 +658,7 @@ def run(url: str, token: str, *, rate: float = 2.0, count: int | None = None,
     return stats
 
 
-def _pace(sender: _Sender, factory: ReportFactory, *, rate: float, count: int | None,
+def _pace(sender: Sender, factory: ReportFactory, *, rate: float, count: int | None,
           batch: int, stop: threading.Event, poisson: bool) -> None:
     """Emit on a schedule of `rate` reports/s; a late start does not make a burst."""
     left = math.inf if count is None else count
