@@ -1,4 +1,4 @@
-"""The `cmdcenter` command line: serve, demo, feeds, units, boundaries, simulate."""
+"""The `cmdcenter` command line: serve, demo, feeds, units, boundaries, brief, simulate."""
 
 from __future__ import annotations
 
@@ -80,6 +80,17 @@ def _check_port(host: str, port: int) -> None:
                 f"(is cmdcenter already running? choose another with --port)") from None
 
 
+def _positive(value: str) -> float:
+    """A number > 0 (the demo's rate and situation gap)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {value!r}") from None
+    if not 0 < number < float("inf"):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return number
+
+
 def cmd_serve(args, *, demo: bool = False) -> int:
     from command.web.app import create_app, serve
 
@@ -89,13 +100,12 @@ def cmd_serve(args, *, demo: bool = False) -> int:
     url = f"http://{settings.host}:{settings.port}"
     print(f"cmdcenter: data in {config_mod.mask_url(settings.db_url)}", flush=True)
     if demo:
-        from command.demo import start_demo_feeds
+        from command.demo import ensure_demo_users, start_demo_feeds
 
-        from command.demo import ensure_demo_users
-
-        feeds = start_demo_feeds(core, url, rate=args.rate)
-        print(f"cmdcenter: demo feeds running ({len(feeds)} townships, ~{args.rate:g} reports/s)",
-              flush=True)
+        feeds = start_demo_feeds(core, url, rate=args.rate, situations=not args.no_situations,
+                                 every_minutes=args.situations_every)
+        for line in feeds.lines():
+            print(line, flush=True)
         print("cmdcenter: demo users (passwords are new at every start):", flush=True)
         for name, role, unit, password in ensure_demo_users(core):
             print(f"  {name:<10} {password}   {role}{' · ' + unit if unit else ''}", flush=True)
@@ -300,6 +310,77 @@ def cmd_boundaries_import(args) -> int:
     return 0
 
 
+# --- brief ----------------------------------------------------------------------------------------
+
+def cmd_brief(args) -> int:
+    from pathlib import Path
+
+    from command.briefing import flows
+
+    if (args.period is None) == (args.incident is None):
+        raise config_mod.ConfigError("give --period day|week|month, or --incident ID")
+    if args.incident is not None and args.date is not None:
+        raise config_mod.ConfigError("--date goes with --period, not with --incident")
+    # mistakes are found before the data dir is touched
+    flows.check_format(args.format)
+    if args.period is not None:
+        from command.briefing import periods
+        from command.clock import Clock
+
+        periods.parse(args.period, args.date, now=Clock().now())
+    out = Path(args.out).expanduser() if args.out else None
+    core = _core(args)
+    try:
+        if args.incident is not None:
+            made = flows.make_incident(core, incident_id=args.incident, fmt=args.format,
+                                       by="cli", out=out)
+        else:
+            made = flows.make_period(core, kind=args.period, date=args.date, fmt=args.format,
+                                     out=out)
+    finally:
+        core.close()
+    print(made.display_name)
+    print(made.path.resolve())  # the last line: where the file is
+    return 0
+
+
+# --- history --------------------------------------------------------------------------------------
+
+def cmd_seed_history(args) -> int:
+    from tqdm import tqdm
+
+    from command.errors import DomainError
+    from command.history import check_args, seed_history
+
+    def number(value: str, name: str, kind=int):
+        try:
+            return kind(value)
+        except ValueError:
+            raise DomainError("invalid_field", f"{name}: must be a number, got {value!r}",
+                              name) from None
+
+    # checked before the data dir is touched: a mistake changes nothing
+    weeks, seed, per_day = check_args(weeks=number(args.weeks, "weeks"),
+                                      seed=number(args.seed, "seed"),
+                                      per_day=number(args.per_day, "per_day", float))
+    core = _core(args)
+    bar = tqdm(total=None, unit="h", desc="seeding history", file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        summary = seed_history(core, weeks=weeks, seed=seed, per_day=per_day, progress=progress)
+    finally:
+        bar.close()
+        core.close()
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
 # --- simulate -------------------------------------------------------------------------------------
 
 def cmd_simulate(args) -> int:
@@ -332,7 +413,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=None, help="port (default 8050)")
         if demo:
-            p.add_argument("--rate", type=float, default=0.5, help="reports per second in all")
+            p.add_argument("--rate", type=_positive, default=None, metavar="R",
+                           help="ordinary traffic in reports/s, drawn from the history's model "
+                                "(default: the stored history's rate; 240 a day on a first "
+                                "start, when the history is seeded at it)")
+            p.add_argument("--situations-every", type=_positive, default=10.0, metavar="MIN",
+                           help="mean minutes between scripted situations (default 10)")
+            p.add_argument("--no-situations", action="store_true",
+                           help="ordinary traffic only: no scripted gatherings, bursts, "
+                                "emergencies or repeat places")
 
     feeds = sub.add_parser("feeds", help="feeds: add, list, revoke, bind")
     fsub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
@@ -389,6 +478,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crs", default=None,
                    help="source datum: wgs84, cgcs2000, gcj02, bd09 or EPSG:n (default: the file's)")
     p.add_argument("--no-repair", action="store_true", help="refuse invalid polygons instead")
+
+    p = add("brief", cmd_brief, "write a briefing: the 情况报告 of a period, or an incident's "
+            "专报/续报; prints the file's path last")
+    p.add_argument("--period", metavar="day|week|month",
+                   help="calendar day, ISO week or calendar month in Asia/Shanghai")
+    p.add_argument("--date", metavar="D", help="a day in the period (YYYY-MM-DD; a week also "
+                   "2026-W47, a month 2026-11); default: the last complete period")
+    p.add_argument("--incident", metavar="ID", help="an incident's 专报 (first) or 续报 (later)")
+    p.add_argument("--format", default="html", metavar="html|pdf|docx|md",
+                   help="default html (self-contained, charts embedded)")
+    p.add_argument("--out", metavar="FILE", help="a file, or a folder for the default name "
+                   "(default: <data dir>/reports/)")
+
+    p = add("seed-history", cmd_seed_history,
+            "fill the weeks before now with plausible history (skips what is stored already)")
+    p.add_argument("--weeks", default="6", help="how many weeks back, 1-104 (default 6)")
+    p.add_argument("--seed", default="0", help="random seed: the same seed gives the same history")
+    p.add_argument("--per-day", dest="per_day", default="90",
+                   help="reports a day in the whole county, on average (default 90)")
 
     p = add("simulate", cmd_simulate, "connect as a feed and send realistic reports")
     p.add_argument("--url", default="http://127.0.0.1:8050")
