@@ -16,7 +16,8 @@
  * Components are changed with dash_clientside.set_props; clicks inside them are caught by one
  * delegated listener (elements with `data-act`). Free text lives in uncontrolled textareas.
  *
- * Test hooks: window.cmdcenterDesk = {connected(), selected(), detail(), nodes()}.
+ * Test hooks: window.cmdcenterDesk = {connected(), selected(), detail(), nodes()}; the alert
+ * ticker uses socket() and select(id).
  */
 (function () {
     "use strict";
@@ -476,6 +477,12 @@
             ])
         ];
         if (inc.description) { facts.push(h("P", {className: "cc-facts-desc"}, inc.description)); }
+        // 专报 the first time, 续报 after (the server numbers them): a plain download link
+        facts.push(h("Div", {className: "cc-facts-brief"}, [
+            h("A", {className: "cc-btn cc-btn-small", key: "zb-" + inc.id,
+                    href: "/api/v1/briefs?format=docx&incident=" + encodeURIComponent(inc.id)},
+              "专报/续报（Word）")
+        ]));
         setProps(S.cfg.ids.command_facts, {children: facts});
     }
 
@@ -1082,6 +1089,10 @@
         fieldConnected: function () { return !!(field && field.connected); },
         selected: function () { return S ? S.selected : null; },
         detail: function () { return S ? S.detail : null; },
-        nodes: function () { return S && S.nodes ? Array.from(S.nodes.values()) : []; }
+        nodes: function () { return S && S.nodes ? Array.from(S.nodes.values()) : []; },
+        // for the alert ticker (assets/alert_ticker.js): the desk's /live socket, and selecting
+        // an alert's incident on /command
+        socket: function () { return live; },
+        select: function (id) { if (S && S.kind === "command") { select(id); } }
     };
 }());

@@ -190,3 +190,80 @@ def situation_figure(units: geopandas.GeoDataFrame, incidents: list[dict]) -> go
         hoverlabel={"bgcolor": theme.HOVER_BACKGROUND, "font": {"family": theme.HOVER_FONT}},
     )
     return fig
+
+
+# --- risk layers of the wall screen (command/web/wall_risk.py, assets/wall_risk.js) -------------
+
+# the four warning colours by score band (0–25 蓝, 25–50 黄, 50–75 橙, 75–100 红), translucent
+# enough to keep grid lines and incident markers readable on top
+RISK_COLORSCALE = [
+    [0.0, "rgba(61, 139, 253, 0.22)"], [0.25, "rgba(61, 139, 253, 0.40)"],
+    [0.25, "rgba(255, 208, 0, 0.38)"], [0.5, "rgba(255, 208, 0, 0.55)"],
+    [0.5, "rgba(255, 140, 26, 0.50)"], [0.75, "rgba(255, 140, 26, 0.65)"],
+    [0.75, "rgba(255, 59, 59, 0.58)"], [1.0, "rgba(255, 59, 59, 0.75)"],
+]
+# by count relative to the largest hexagon: single incidents fade out, clusters stand out
+HOTSPOT_COLORSCALE = [
+    [0.0, "rgba(255, 214, 10, 0.0)"], [0.12, "rgba(255, 214, 10, 0.22)"],
+    [0.4, "rgba(255, 170, 40, 0.5)"], [0.7, "rgba(255, 110, 40, 0.7)"],
+    [1.0, "rgba(255, 45, 70, 0.88)"],
+]
+HOTSPOT_LINE = "rgba(255, 190, 110, 0.35)"
+
+
+def hotspot_trace() -> go.Choroplethmap:
+    """Return the (empty, hidden) hexagon layer the wall fills with /api/v1/hotspots."""
+    return go.Choroplethmap(
+        geojson={"type": "FeatureCollection", "features": []},
+        locations=[], z=[], text=[],
+        colorscale=HOTSPOT_COLORSCALE, zmin=0, zmax=1, showscale=False,
+        marker={"line": {"color": HOTSPOT_LINE, "width": 0.4}},
+        hovertemplate="%{text}<extra></extra>", name="热点", showlegend=False, visible=False,
+    )
+
+
+def replay_traces() -> list[go.Scattermap]:
+    """Return one empty, hidden marker trace per incident type, for replaying a past window."""
+    return [
+        go.Scattermap(
+            lon=[], lat=[], customdata=[], hovertext=[], hoverinfo="text", mode="markers",
+            marker={"color": theme.TYPE_COLORS[code], "size": [], "opacity": 0.9},
+            name=theme.TYPE_LABELS[code], legendgroup=f"replay-{code}", showlegend=True,
+            visible=False,
+        )
+        for code in theme.TYPE_CODES
+    ]
+
+
+def trend_figure(series: dict | None, *, layout: dict | None = None) -> go.Figure:
+    """Return the trend chart: this period stacked by type (bars), the previous total (dashed).
+
+    `series` is the answer of /api/v1/trends (None: empty axes); trace k < len(TYPE_CODES) is
+    type k, the last trace the previous period's total. `layout` adds fonts and colours.
+    """
+    labels = list(series["labels"]) if series else []
+    current = series["current"] if series else {}
+    previous = series["previous"] if series else {}
+    traces = [
+        go.Bar(x=labels, y=list(current.get(code, [])), customdata=list(previous.get(code, [])),
+               name=theme.TYPE_LABELS[code],
+               marker={"color": theme.TYPE_COLORS[code], "line": {"width": 0}},
+               hovertemplate=f"%{{x}} · {theme.TYPE_LABELS[code]}：本期 %{{y}} 起，"
+                             "上期 %{customdata} 起<extra></extra>")
+        for code in theme.TYPE_CODES
+    ]
+    traces.append(go.Scatter(
+        x=labels, y=list(series["total"]["previous"]) if series else [], mode="lines",
+        name="上期合计", line={"color": theme.TEXT_COLOR, "width": 1.6, "dash": "dash"},
+        hovertemplate="%{x} · 上期合计 %{y} 起<extra></extra>"))
+    fig = go.Figure(traces)
+    fig.update_layout(
+        barmode="stack", bargap=0.25, showlegend=False, uirevision="trend-chart",
+        margin={"l": 8, "r": 8, "t": 6, "b": 8},
+        xaxis={"type": "category", "fixedrange": True, "showgrid": False, "tickangle": 0},
+        yaxis={"rangemode": "tozero", "tickformat": "d", "fixedrange": True},
+        hovermode="x",
+    )
+    if layout:
+        fig.update_layout(**layout)
+    return fig

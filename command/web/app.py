@@ -14,6 +14,8 @@ from command.config import Settings
 from command.core import Core
 from command.db import get_meta, set_meta
 from command.web import api, auth, command_api, sockets
+from command.web.briefs_api import briefs_api
+from command.web.risk_api import risk_api
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ def create_app(settings: Settings, *, core: Core | None = None,
                   session_days=settings.session_days)
     server.register_blueprint(api.api)
     server.register_blueprint(command_api.command_api)
+    server.register_blueprint(briefs_api)
+    server.register_blueprint(risk_api)
 
     app = dash.Dash(
         "cmdcenter", server=server, use_pages=True, pages_folder="",

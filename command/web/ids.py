@@ -21,4 +21,4 @@ KPI_MASS = "kpi-mass"
 KPI_PUBLIC_SAFETY = "kpi-public-safety"
 KPI_MAJOR = "kpi-major"
 KPI_OUTSIDE = "kpi-outside"
-ALERT_STRIP = "alert-strip"  # open 督办 alerts over the map (assets/wall_alerts.js)
+ALERT_STRIP = "alert-strip"  # the wall's alert ticker over the map (assets/alert_ticker.js)

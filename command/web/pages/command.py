@@ -23,7 +23,7 @@ from command.orders import service as orders_service
 from command.units import service as units_service
 from command.users.principal import ROLE_LABELS
 from command.web import field_ids as ids
-from command.web import theme
+from command.web import theme, ticker
 from command.web.auth import page_user
 from layers import figures
 from layers import theme as layer_theme
@@ -90,7 +90,9 @@ def layout(**_):
     county = next((u["name"] for u in unit_rows if u["level"] == "county"), "")
     return html.Div(className="cc-page cc-command", lang="zh-CN", children=[
         dcc.Store(id=ids.COMMAND_STATE, data=state),
-        header(f"{county}社会治理指挥调度台", principal, ids.COMMAND_STATUS, ids.COMMAND_CLOCK),
+        with_brief_form(header(f"{county}社会治理指挥调度台", principal, ids.COMMAND_STATUS,
+                               ids.COMMAND_CLOCK)),
+        ticker.mount(principal, mode="desk"),
         html.Div(id=ids.COMMAND_MESSAGE, className="cc-toast", role="status"),
         html.Main(className="cc-desk", children=[
             html.Section(className="cc-card cc-list-card", children=[
@@ -119,6 +121,30 @@ def layout(**_):
                 html.Div(id=ids.COMMAND_FORM, className="cc-form"),
                 html.Div(id=ids.COMMAND_TIMELINE, className="cc-timeline"),
             ]),
+        ]),
+    ])
+
+
+def with_brief_form(head: html.Header) -> html.Header:
+    """The header with the 生成简报 button first on its right side (county desk only)."""
+    head.children[-1].children.insert(0, brief_form())
+    return head
+
+
+def brief_form() -> html.Details:
+    """生成简报: a plain GET form to /api/v1/briefs; the answer is a download (no callback)."""
+    return html.Details(className="cc-brief", children=[
+        html.Summary("生成简报", className="cc-btn cc-btn-small cc-brief-toggle"),
+        html.Form(method="get", action="/api/v1/briefs", className="cc-brief-form", children=[
+            html.Label(["周期", html.Select(name="period", className="cc-input", children=[
+                html.Option("周报（ISO周）", value="week"), html.Option("日报", value="day"),
+                html.Option("月报", value="month")])]),
+            html.Label(["日期", dcc.Input(type="date", name="date", className="cc-input")]),
+            html.Label(["格式", html.Select(name="format", className="cc-input", children=[
+                html.Option("网页 HTML", value="html"), html.Option("PDF", value="pdf"),
+                html.Option("Word", value="docx"), html.Option("Markdown", value="md")])]),
+            html.Button("下载", type="submit", className="cc-btn cc-btn-primary cc-btn-small"),
+            html.Span("日期留空：上一个完整周期（昨日、上周、上月）", className="cc-brief-hint"),
         ]),
     ])
 

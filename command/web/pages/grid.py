@@ -16,6 +16,7 @@ from flask import current_app
 from command.orders import service as orders_service
 from command.units import service as units_service
 from command.web import field_ids as ids
+from command.web import ticker
 from command.web.auth import page_user
 from command.web.pages.command import PRIORITY_LABELS, me
 
@@ -46,6 +47,7 @@ def layout(**_):
             ]),
             html.Div("连接中…", id=ids.GRID_STATUS, className="cc-live is-connecting"),
         ]),
+        ticker.mount(principal, mode="phone"),
         html.Div(id=ids.GRID_BANNER, className="cc-banner", role="alert"),
         html.Div(id=ids.GRID_MESSAGE, className="cc-toast", role="status"),
         html.Main(id=ids.GRID_CARDS, className="cc-cards", children=[

@@ -21,7 +21,7 @@ from command.incidents.workflow import STATE_LABELS
 from command.orders import service as orders_service
 from command.units import service as units_service
 from command.web import field_ids as ids
-from command.web import theme
+from command.web import theme, ticker
 from command.web.auth import page_user
 from command.web.pages.command import PRIORITY_LABELS, header, me
 
@@ -64,6 +64,7 @@ def layout(**_):
     return html.Div(className="cc-page cc-township", lang="zh-CN", children=[
         dcc.Store(id=ids.TOWNSHIP_STATE, data=state),
         header(f"{unit_name}指挥工作台", principal, ids.TOWNSHIP_STATUS),
+        ticker.mount(principal, mode="desk"),
         html.Div(id=ids.TOWNSHIP_MESSAGE, className="cc-toast", role="status"),
         html.Main(className="cc-desk cc-desk-two", children=[
             html.Section(className="cc-card cc-nodes-card", children=[

@@ -19,7 +19,8 @@ from command.clock import SHANGHAI
 from command.db import last_seq
 from command.incidents import service as incidents_service
 from command.units import service as units_service
-from command.web import ids, theme
+from command.web import ids, theme, ticker
+from command.web import wall_risk
 from command.web.auth import page_user
 from layers import figures
 from layers import theme as layer_theme
@@ -61,6 +62,7 @@ def layout(**_):
         units = units_service.load_gdf(session)
         incidents = [] if principal is None else incidents_service.recent(
             session, after=now - WINDOW, locator=locator, principal=principal)
+        trends = wall_risk.opening_trends(session, now=now, principal=principal)
     incidents = [{k: i.get(k) for k in _WIRE_FIELDS} for i in incidents]
     today = now.astimezone(SHANGHAI).date().isoformat()
     county = _county_name(units)
@@ -92,8 +94,11 @@ def layout(**_):
         "outside": [i["id"] for i in outside],
     }
     kpis = kpi_counts(incidents, today)
+    map_figure = _map_figure(units, incidents)
+    risk_traces = wall_risk.add_map_layers(map_figure)  # after the live traces: indices stay
     return html.Div(className="wall", lang="zh-CN", children=[
         dcc.Store(id=ids.WALL_STATE, data=state),
+        wall_risk.store(wall_risk.config(map_figure, risk_traces, now)),
         _header(county, now),
         html.Main(className="wall-body", children=[
             html.Section(className="wall-col wall-left", children=[
@@ -104,16 +109,18 @@ def layout(**_):
                     id=ids.TOWNSHIP_CHART, figure=township_figure(townships, incidents),
                     config=CHART_CONFIG, className="chart"), note="近24小时",
                     extra="panel-chart"),
+                _panel("事件趋势", wall_risk.trend_body(trends), note=wall_risk.trend_switch(),
+                       extra="panel-chart panel-trends"),
             ]),
             html.Section(className="wall-col wall-center", children=[
                 _panel("态势一张图", html.Div(className="map-wrap", children=[
-                    dcc.Graph(id=ids.SITUATION_MAP, figure=_map_figure(units, incidents),
+                    dcc.Graph(id=ids.SITUATION_MAP, figure=map_figure,
                               config=MAP_CONFIG, className="map"),
                     _severity_legend(),
-                    html.Div(id=ids.ALERT_STRIP, className="alert-strip", role="status",
-                             **{"aria-live": "polite"}),
-                ]), note=[html.Span("近24小时 "), html.Span(str(len(incidents)), id=ids.MAP_COUNT,
-                                                         className="map-count"),
+                    ticker.mount(principal, mode="wall", element_id=ids.ALERT_STRIP),
+                    wall_risk.map_overlay(),
+                ]), note=[wall_risk.mode_switch(), html.Span("近24小时 "),
+                          html.Span(str(len(incidents)), id=ids.MAP_COUNT, className="map-count"),
                           html.Span(" 起")], extra="panel-map"),
             ]),
             html.Section(className="wall-col wall-right", children=[
