@@ -62,6 +62,7 @@ class RepeatPlaceConfig:
     count_orange: int
     radius_m: float
     match: str
+    occasion_hours: float
 
 
 @dataclass(frozen=True)

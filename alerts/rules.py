@@ -273,19 +273,38 @@ def repeat_place(event: Event, history: Iterable[Event],
     if len(same) < rp.count:
         return None
     same.sort(key=lambda e: (parse_time(e["occurred_at"]), str(e["id"])))
-    level = "orange" if len(same) >= rp.count_orange else "yellow"
+    # reports close together in time are one occasion (one quarrel reported by three
+    # neighbours, a gathering), not a place where trouble keeps coming back
+    occasions = occasion_count(same, rp.occasion_hours)
+    if occasions < rp.count:
+        return None
+    level = "orange" if occasions >= rp.count_orange else "yellow"
     if by_grid and grid is not None:
         place, key = ((event.get("grid") or {}).get("name") or grid), f"repeat_place:grid:{grid}"
     else:
         place, key = f"{_place(event)} {rp.radius_m:g}米范围内", f"repeat_place:{same[0]['id']}"
     by_type = {t: sum(1 for e in same if e.get("type") == t) for t in rp.types}
     detail = "、".join(f"{TYPE_LABELS.get(t, t)} {n} 起" for t, n in by_type.items() if n)
-    message = (f"近{rp.days:g}天 {place} 反复发生矛盾纠纷/信访 {len(same)} 起（{detail}；"
-               f"阈值 {rp.count} 起），请排查根源、源头化解")
+    times = f"{occasions} 次" + (f"、{len(same)} 起" if len(same) != occasions else "")
+    message = (f"近{rp.days:g}天 {place} 反复发生矛盾纠纷/信访 {times}（{detail}；"
+               f"阈值 {rp.count} 次），请排查根源、源头化解")
     units = tuple(dict.fromkeys(u for e in same for u in _units(e)))
     return AlertProposal(key=key, rule="repeat_place", level=level, units=units,
                          incidents=tuple(str(e["id"]) for e in same), message=message,
-                         data={"count": len(same), "by_type": by_type})
+                         data={"count": len(same), "occasions": occasions,
+                               "by_type": by_type})
+
+
+def occasion_count(events: Sequence[Event], hours: float) -> int:
+    """How many separate occasions time-sorted events make: a new one starts after a quiet
+    gap of more than `hours` since the previous event."""
+    count, last = 0, None
+    for e in events:
+        at = parse_time(e["occurred_at"])
+        if last is None or (at - last).total_seconds() > hours * 3600:
+            count += 1
+        last = at
+    return count
 
 
 # --- feed silence -----------------------------------------------------------------------------

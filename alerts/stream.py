@@ -112,6 +112,7 @@ class RuleStream:
         self._cells: dict[tuple[str, str, datetime], list[str]] = {}
         self._mass_key: dict[str, str] = {}  # incident -> the mass alert key it belongs to
         self._mass_groups: dict[str, set[str]] = {}
+        self._repeat_key: dict[str, str] = {}  # incident -> the repeat-place alert key it is in
         # situations touched since the last flush -> the latest incident that touched them
         self._dirty_mass: dict[str, str] = {}
         self._dirty_cells: dict[tuple[str, str, datetime], str] = {}
@@ -280,6 +281,15 @@ class RuleStream:
         proposal = rules.repeat_place(e, history, self.cfg)
         if proposal is None:
             return None
+        if not proposal.key.startswith("repeat_place:grid:"):
+            # one spot, one alert: reuse the key a report of this group already carries, so
+            # the alert does not change its key as its earliest report leaves the window
+            known = sorted({self._repeat_key[i] for i in proposal.incidents
+                            if i in self._repeat_key})
+            key = known[0] if known else proposal.key
+            proposal = replace(proposal, key=key)
+            for i in proposal.incidents:
+                self._repeat_key.setdefault(i, key)
         # the situation lasts while `count` of its incidents stay within the last `days`
         times = sorted(self.events[i]["occurred_at"] for i in proposal.incidents
                        if i in self.events)
@@ -327,6 +337,11 @@ class RuleStream:
             self._by_grid[grid].remove(e["id"])
         # the spatial hashes skip ids no longer in `events`; `prune` drops them
 
+    def restore_repeat(self, key: str, incident_ids: Iterable[str]) -> None:
+        """Remember a live repeat-place alert's reports (after a restart): its key stays."""
+        for i in incident_ids:
+            self._repeat_key.setdefault(str(i), key)
+
     def restore_mass(self, key: str, incident_ids: Iterable[str]) -> None:
         """Remember a live mass-gathering alert's group (after a restart), so it keeps growing."""
         group = {str(i) for i in incident_ids}
@@ -357,6 +372,8 @@ class RuleStream:
                 del self._by_grid[grid]
         for cell in [c for c in self._cells if c[2] <= cutoff]:
             del self._cells[cell]
+        for i in [i for i in self._repeat_key if i not in self.events]:
+            del self._repeat_key[i]
         for i in [i for i in self._mass_key if i not in self.events]:
             key = self._mass_key.pop(i)
             group = self._mass_groups.get(key)

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -158,11 +159,17 @@ class Scheduler:
 
     def __init__(self, core, jobs: list[Job], interval: float = 15.0, *,
                  name: str = "scheduler", lock: Lock | None = None,
-                 min_gap: float = 0.0) -> None:
+                 min_gap: float = 0.0, max_share: float = 1.0) -> None:
         self._core = core
         self._jobs = list(jobs)
         self._interval = float(interval)
         self._min_gap = float(min_gap)  # wake-ups closer together than this are coalesced
+        # the share of wall time the jobs may take: after a tick of d seconds the thread rests
+        # d × (1/max_share − 1) at least, so a storm of wake-ups cannot starve request threads
+        # of the interpreter (jobs that fall behind catch up in later, spaced ticks)
+        if not 0 < max_share <= 1:
+            raise ValueError("max_share: in (0, 1]")
+        self._rest = 1.0 / float(max_share) - 1.0
         # the Redis lock outlives a few missed ticks, not a dead holder for long
         ttl_ms = int(max(3 * self._interval, 10.0) * 1000)
         self._lock = lock or deployment_lock(core, name, ttl_ms)
@@ -206,18 +213,21 @@ class Scheduler:
         now = now or self._core.clock.now()
         for job in self._jobs:
             try:
-                job(now)
+                if job(now) is True:  # "more waiting": come back after the rest, not the interval
+                    self._wake.set()
             except Exception:  # a failing job must not stop the others or the thread
                 log.exception("scheduled job %s failed", getattr(job, "__name__", job))
         return True
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 self.run_once()
             except Exception:
                 log.exception("scheduler tick failed")
-            if self._min_gap:
-                self._stop.wait(self._min_gap)
-            self._wake.wait(max(self._interval - self._min_gap, 0.0))
+            rest = max(self._min_gap, (time.monotonic() - started) * self._rest)
+            if rest:
+                self._stop.wait(rest)
+            self._wake.wait(max(self._interval - rest, 0.0))
             self._wake.clear()

@@ -275,6 +275,34 @@ def test_threads_tick_and_a_failing_job_does_not_stop_them(tmp_path, caplog):
         a.close()
 
 
+def test_a_job_behind_comes_back_soon_and_rests_between_ticks(tmp_path):
+    settings = config.load(data_dir=tmp_path / "data", database_url="", redis_url="")
+    a = Core(settings, clock=FixedClock(NOW), bus=InProcessBus())
+    spans: list[tuple[float, float]] = []
+
+    def busy(now):  # 0.1 s of work per tick, three ticks' worth of backlog
+        start = time.monotonic()
+        time.sleep(0.1)
+        spans.append((start, time.monotonic()))
+        return len(spans) < 3
+
+    sched = Scheduler(a, [busy], 60, name="rest", max_share=0.5).start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(spans) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(spans) >= 3  # "more waiting" brings it back long before the 60 s interval
+        for (s0, e0), (s1, _) in zip(spans, spans[1:]):
+            assert s1 - e0 >= 0.9 * (e0 - s0)  # at most half the time: rests as long as it ran
+        time.sleep(0.3)
+        assert len(spans) == 3  # caught up: back to the interval
+    finally:
+        sched.close()
+        a.close()
+    with pytest.raises(ValueError):
+        Scheduler(a, [busy], 60, max_share=0)
+
+
 def test_supervision_as_a_scheduled_job(core):
     published: list[dict] = []
     core.bus.subscribe("alerts", published.extend)

@@ -13,7 +13,7 @@ from alerts.config import load_config
 from command import config
 from command.alerts import service as alerts
 from command.alerts.models import alert_events
-from command.alerts.watch import CURSOR, RiskWatch
+from command.alerts.watch import CURSOR, UPDATE_GAP, RiskWatch
 from command.bus import InProcessBus
 from command.clock import SHANGHAI, FixedClock
 from command.core import Core
@@ -94,9 +94,13 @@ def test_mass_gathering_grows_one_alert_and_merge_offer(core):
     assert "3 起" in alert["message"] and "合并" in alert["message"]
     report(core, f, lon=lon - 0.001, lat=lat, minutes=-2)
     watch(NOW)
+    # a routine update (same level) waits for its gap: no stream of rewrites under a storm
+    (held,) = live(core, "mass_gathering")
+    assert held["seq"] == alert["seq"] and len(held["incidents"]) == 3
+    watch(NOW + UPDATE_GAP)  # the timer's next pass sends it, with nothing new arriving
     (grown,) = live(core, "mass_gathering")
     assert grown["id"] == alert["id"] and len(grown["incidents"]) == 4
-    assert "4 起" in grown["message"]
+    assert "4 起" in grown["message"] and grown["seq"] > alert["seq"]
 
 
 def test_spike_on_a_cell_with_a_quiet_baseline(core):

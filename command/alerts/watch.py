@@ -37,9 +37,18 @@ log = logging.getLogger(__name__)
 
 CURSOR = "riskwatch_cursor"
 BATCH = 2000  # incidents per step
-TICK = timedelta(seconds=15)  # feed silence, expiry and pruning at most this often
+TICK = timedelta(seconds=15)  # feed silence and expiry at most this often
+# Pruning walks the whole in-memory state (~0.1 s with 80k incidents in the horizon, holding
+# the interpreter lock); the rules check their own windows, so it only bounds memory.
+PRUNE = timedelta(minutes=10)
+PASS_SECONDS = 0.5  # a backlog is drained over several passes, not one long hold
 _GAPS = 200  # past deliveries per feed that prime its usual gap
 STALE = timedelta(hours=1)  # rows received longer ago than this are not evaluated
+# A live alert's routine update (same level, a higher count, one more report) is written and
+# sent at most this often; a new alert, a change of level and a resolve go out at once. Under a
+# storm (bench/rules.py: every cell alerting) this is what keeps the watch's writes and /live
+# messages from growing with the arrival rate.
+UPDATE_GAP = timedelta(seconds=10)
 
 _COLUMNS = (incidents.c.id, incidents.c.seq, incidents.c.type, incidents.c.severity,
             incidents.c.people, incidents.c.occurred_at, incidents.c.received_at,
@@ -55,21 +64,29 @@ def rules_config(settings) -> RulesConfig:
 class RiskWatch:
     """The job (call it with `now`); state in memory, cursor and alerts in the database."""
 
-    def __init__(self, core, cfg: RulesConfig | None = None) -> None:
+    def __init__(self, core, cfg: RulesConfig | None = None, *,
+                 update_gap: timedelta = UPDATE_GAP) -> None:
         self.core = core
         self.cfg = cfg or rules_config(core.settings)
+        self.update_gap = update_gap
         self.stream: RuleStream | None = None
+        self._written: dict[str, tuple[str, datetime]] = {}  # key → (level, when) last stored
+        self._held: dict[str, Raise] = {}  # routine updates waiting for their gap
         self._cursor: int | None = None
         self._next_tick: datetime | None = None
+        self._next_prune: datetime | None = None
         self._units: dict[str, dict] = {}
         self._locator: Locator | None = None
 
-    def __call__(self, now: datetime) -> None:
+    def __call__(self, now: datetime) -> bool:
+        """One pass; True when incidents are still waiting (the scheduler comes back soon)."""
         changes = Changes()
-        for _ in range(100):  # drain a backlog in batches, each its own short transaction
+        started = time.monotonic()
+        more = False
+        while True:  # drain a backlog in batches, each its own short transaction
             step, more = self.step(now)
             changes.extend(step)
-            if not more:
+            if not more or time.monotonic() - started > PASS_SECONDS:
                 break
         if self._next_tick is None or now >= self._next_tick:
             changes.extend(self.tick(now))
@@ -79,6 +96,7 @@ class RiskWatch:
                 changes.publish(self.core.bus)
             except Exception:  # committed already: screens catch up by seq
                 log.exception("publishing risk-watch alerts failed")
+        return more
 
     # --- arrivals -----------------------------------------------------------------------------
 
@@ -97,6 +115,9 @@ class RiskWatch:
             locator = self.core.units.current(session)
         new_cursor = rows[-1].seq if len(rows) == BATCH else max(examined, cursor)
         if new_cursor == cursor:
+            due = self._throttle({}, [], now)
+            if due:
+                return self._store(due, [], [], cursor, cursor, now), False
             return Changes(), False
         raises: dict[str, Raise] = {}
         resolves: list[str] = []
@@ -124,6 +145,7 @@ class RiskWatch:
         for r in stream.flush(now):
             raises.pop(r.proposal.key, None)
             raises[r.proposal.key] = r
+        raises = self._throttle(raises, resolves, now)
         try:
             changes = self._store(raises, resolves, finals, cursor, new_cursor, now)
         except Exception:
@@ -152,7 +174,30 @@ class RiskWatch:
             set_meta(session, CURSOR, str(new_cursor))
             changes = work.finish(session, locator=self.core.units.current(session))
         self._cursor = new_cursor
+        for key, r in raises.items():
+            self._written[key] = (r.proposal.level, now)
+        for key in resolves:
+            self._written.pop(key, None)
         return changes
+
+    def _throttle(self, raises: dict[str, Raise], resolves: list[str],
+                  now: datetime) -> dict[str, Raise]:
+        """The proposals to store now: new situations and changes of level at once, a live
+        alert's routine update once its gap has passed (held until then; the latest wins)."""
+        for key in resolves:
+            self._held.pop(key, None)
+        due: dict[str, Raise] = {}
+        for key, r in raises.items():
+            last = self._written.get(key)
+            if last is not None and last[0] == r.proposal.level and now - last[1] < self.update_gap:
+                self._held[key] = r
+            else:
+                self._held.pop(key, None)
+                due[key] = r
+        for key, r in list(self._held.items()):
+            if now - self._written[key][1] >= self.update_gap:
+                due[key] = self._held.pop(key)
+        return due
 
     # --- the slow tick ------------------------------------------------------------------------
 
@@ -160,7 +205,9 @@ class RiskWatch:
         """Feed silence, expired situations, pruning."""
         if self.stream is None:
             return Changes()
-        self.stream.prune(now)
+        if self._next_prune is None or now >= self._next_prune:
+            self.stream.prune(now)
+            self._next_prune = now + PRUNE
         with self.core.write() as session, session.begin():
             active = [r.name for r in session.execute(sa.select(feeds.c.name).where(
                 feeds.c.revoked_at.is_(None), feeds.c.disabled_reason.is_(None)))]
@@ -196,6 +243,8 @@ class RiskWatch:
             count += 1
         for alert in alerts_service.live_by_rule(session, "mass_gathering"):
             stream.restore_mass(alert["key"], alert["incidents"])
+        for alert in alerts_service.live_by_rule(session, "repeat_place"):
+            stream.restore_repeat(alert["key"], alert["incidents"])
         for feed_id, name in session.execute(sa.select(feeds.c.id, feeds.c.name)):
             times = session.execute(
                 sa.select(incidents.c.received_at).where(incidents.c.feed_id == feed_id,
@@ -204,6 +253,8 @@ class RiskWatch:
             for at in reversed(times):
                 stream.feed_seen(name, at)
         self.stream, self._cursor = stream, stored
+        self._written.clear()  # what another holder stored meanwhile is not known here
+        self._held.clear()
         if _cursor(session) is None:
             with self.core.write() as w, w.begin():
                 if _cursor(w) is None:

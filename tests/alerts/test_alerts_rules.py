@@ -115,7 +115,7 @@ def test_repeat_disputes_in_one_grid():
     assert alert is not None and alert.level == "yellow"
     assert alert.key == "repeat_place:grid:330100001-01"
     assert alert.incidents == ("P1", "D1", "D2")
-    assert "3 起" in alert.message and "城关一网格" in alert.message and "30天" in alert.message
+    assert "3 次" in alert.message and "城关一网格" in alert.message and "30天" in alert.message
     assert "信访诉求 1 起" in alert.message and "矛盾纠纷 2 起" in alert.message
 
 
@@ -130,8 +130,8 @@ def test_repeat_place_by_default_is_the_same_spot_not_the_whole_grid(cfg):
 
 def test_repeat_place_by_distance_across_grids(cfg):
     other_grid = {"code": "330100002-07", "name": "小镇七网格"}
-    history = [ev("D1", -600, grid=other_grid, township=XIAOZHEN, dx_m=150),
-               ev("D2", -300, grid=None, dy_m=-100)]
+    history = [ev("D1", -60 * 24 * 4, grid=other_grid, township=XIAOZHEN, dx_m=150),
+               ev("D2", -60 * 24 * 2, grid=None, dy_m=-100)]
     alert = repeat_place(ev("D3", 0, grid=None), history, cfg)
     assert alert is not None and alert.key == "repeat_place:D1"
     assert set(alert.units) >= {"330100001", "330100002"}
@@ -149,7 +149,16 @@ def test_repeat_place_quiet_cases(cfg):
 def test_repeat_place_orange_when_many(cfg):
     history = [ev(f"D{i}", -60 * 24 * i) for i in range(1, 6)]
     alert = repeat_place(ev("D0", 0), history, cfg)
-    assert alert.level == "orange" and "6 起" in alert.message
+    assert alert.level == "orange" and "6 次" in alert.message
+
+
+def test_reports_of_one_occasion_are_not_repeats(cfg):
+    """Three neighbours reporting one quarrel within the hour is one occasion, not three."""
+    same_evening = [ev("D1", -30), ev("D2", -10, type="petition")]
+    assert repeat_place(ev("D3", 0), same_evening, cfg) is None
+    later = [*same_evening, ev("D4", -60 * 24 * 3), ev("D5", -60 * 24 * 9)]
+    alert = repeat_place(ev("D3", 0), later, cfg)
+    assert alert is not None and "3 次、5 起" in alert.message
 
 
 # --- feed silence ---
