@@ -145,3 +145,33 @@ def test_units_holding_an_order_get_the_incidents_changes_live(server):
     finally:
         feed.disconnect()
         live_police.close()
+
+
+def test_a_session_signed_in_screen_keeps_its_user_over_many_events(server):
+    """Socket.IO events after the first reuse the connection's session copy and URL match: the
+    user (and so the scope) stays the same on every event, polling or websocket."""
+    server.add_user("镇干部王", "township", "DEMO-T01")
+    s = login(server, "镇干部王")
+    feed = feed_client(server.url, server.add_feed("f-session"))
+    from layers.demo import demo_county
+    units = demo_county().set_index("code")
+    inside = units.loc["DEMO-T01-G01"].geometry.representative_point()
+    outside = units.loc["DEMO-T02"].geometry.representative_point()
+    acks = feed.call("report", [report(1, lon=inside.x, lat=inside.y),
+                                report(2, lon=outside.x, lat=outside.y)], namespace="/feed")
+    mine = acks[0]["incident"]["id"]
+    cookie = "; ".join(f"{c.name}={c.value}" for c in s.cookies)
+    try:
+        for transport in ("websocket", "polling"):
+            client = socketio.Client(reconnection=False)
+            client.connect(server.url, namespaces=["/live"], transports=[transport],
+                           headers={"Cookie": cookie}, wait_timeout=10)
+            try:
+                for _ in range(5):
+                    caught = client.call("since", {"seq": 0}, namespace="/live", timeout=10)
+                    assert [i["id"] for i in caught["items"]] == [mine]
+                    assert caught["last_seq"] == 2
+            finally:
+                client.disconnect()
+    finally:
+        feed.disconnect()

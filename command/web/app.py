@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dash
 from flask import Flask
+from flask.ctx import RequestContext
 
 from command.config import Settings
 from command.core import Core
@@ -23,6 +24,41 @@ PAGES = ("command.web.pages.wall", "command.web.pages.command", "command.web.pag
          "command.web.pages.grid")
 
 
+class _EventContext(RequestContext):
+    """The request context of a Socket.IO event after the connection's first: the URL match is
+    the connection's (same environ every time), remembered instead of matched against every
+    Dash route again."""
+
+    def match_request(self) -> None:
+        environ = self.request.environ
+        known = environ.get(_URL_MATCH)
+        if known is None:
+            super().match_request()
+            environ[_URL_MATCH] = (self.request.url_rule, self.request.view_args,
+                                   self.request.routing_exception)
+        else:
+            self.request.url_rule, self.request.view_args, self.request.routing_exception = known
+
+
+_URL_MATCH = "cmdcenter.url_match"
+
+
+class Server(Flask):
+    """Flask, with a cheaper context for Socket.IO events.
+
+    Flask-SocketIO pushes a request context per event on the connection's environ; after the
+    first event that environ keeps the connection's session copy (`saved_session`), which is
+    handed over here instead of decoding the session cookie again, and the URL match is reused.
+    Plain HTTP requests get a fresh environ each time and go the usual way.
+    """
+
+    def request_context(self, environ) -> RequestContext:
+        saved = environ.get("saved_session")
+        if saved is None:
+            return super().request_context(environ)
+        return _EventContext(self, environ, session=saved)
+
+
 def assets_folder() -> str:
     """The assets folder: shipped inside the package, or the checkout's top-level `assets/`."""
     packaged = Path(__file__).resolve().parents[1] / "assets"
@@ -35,7 +71,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
                start_background: bool = True) -> tuple[dash.Dash, Core]:
     """Build the Dash app (with REST and Socket.IO on its Flask server) around a Core."""
     core = core or Core(settings)
-    server = Flask("cmdcenter")
+    server = Server("cmdcenter")
     server.extensions["cmdcenter"] = core
     auth.init_app(server, secret_key=settings.secret_key or _stored_secret(core),
                   session_days=settings.session_days)
