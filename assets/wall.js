@@ -5,8 +5,9 @@
  * store `wall-state`; a clientside callback hands it to `start`. From then on:
  *   - a socket.io client on `/live` receives `incidents` (ascending seq) into a buffer;
  *   - every FLUSH_MS the buffer is applied with dash_clientside.set_props + dash_clientside.Patch:
- *     new incidents extend their type's trace, changed ones are assigned by index, the feed lists
- *     get prepended children, KPI tiles and the township chart get their new numbers;
+ *     new incidents extend their type's trace, changed ones are assigned by index, KPI tiles and
+ *     the township chart get their new numbers; the feed lists are plain DOM drawn here (new
+ *     items prepended, changed ones redrawn in place);
  *   - on (re)connect, on a seq gap and every POLL_MS it asks `since` from the highest seq it has,
  *     until the answer is empty, so nothing is lost while disconnected or filtered.
  * Every incident is applied only if its seq is larger than the one already shown (de-duplication
@@ -80,7 +81,7 @@
         return (rec.outside || !names.length) ? null : names.join(" / ");
     }
 
-    // The same text as wall.py's _place.
+    // Where: township / grid, or outside with its coordinates.
     function place(rec) {
         return unitNames(rec) || ("辖区外 · " + rec.lon.toFixed(3) + "°E " + rec.lat.toFixed(3) + "°N");
     }
@@ -96,48 +97,62 @@
         return Math.round((s === undefined ? S.cfg.default_size : s) * S.markerScale);
     }
 
-    // --- feed lists: the same markup as wall.py's feed_item -------------------------------
-    function span(text, className) {
-        return {type: "Span", namespace: "dash_html_components",
-                props: {children: text, className: className}};
+    // --- feed lists ----------------------------------------------------------------------
+    // Plain DOM, not Dash components: a Dash component costs a store subscription, and 200 items
+    // of 8 components each made every later store update of the page slow (a burst of 2,000
+    // reports kept the wall busy for half a minute; as DOM it takes about a second).
+    function el(tag, className, text) {
+        var node = document.createElement(tag);
+        node.className = className;
+        if (text !== undefined) { node.textContent = text; }
+        return node;
     }
 
-    function feedItem(rec) {
+    function feedItem(rec, fresh) {
         var t = S.cfg.types[typeIndex(rec.type)];
         var today = shanghaiDay(serverNow());
         var when = rec.day === today ? rec.occurred_at.slice(11, 16)
             : rec.occurred_at.slice(5, 10) + " " + rec.occurred_at.slice(11, 16);
         var sev = rec.severity;
-        var props = {
-            key: rec.id, className: "feed-item sev-" + sev + " is-new",
-            style: {"--type-color": t.color},
-            children: [
-                {type: "Div", namespace: "dash_html_components", props: {
-                    className: "feed-line", children: [
-                        span(label(rec), "type-tag"),
-                        {type: "Span", namespace: "dash_html_components", props: {
-                            children: (S.cfg.numerals[String(sev)] || "") + "级",
-                            className: "sev-badge sev-" + sev,
-                            style: {"--sev-color": S.cfg.severity_colors[String(sev)] || ""}}},
-                        span(String(rec.title), "feed-title")
-                    ]}},
-                {type: "Div", namespace: "dash_html_components", props: {
-                    className: "feed-line feed-sub", children: [
-                        span(place(rec), "feed-place"),
-                        span(when, "feed-time")
-                    ]}}
-            ]
-        };
-        props["data-incident-id"] = rec.id;
-        return {type: "Div", namespace: "dash_html_components", props: props};
+        var item = el("div", "feed-item sev-" + sev + (fresh ? " is-new" : ""));
+        item.style.setProperty("--type-color", t.color);
+        item.setAttribute("data-incident-id", rec.id);
+        var line = el("div", "feed-line");
+        var badge = el("span", "sev-badge sev-" + sev, (S.cfg.numerals[String(sev)] || "") + "级");
+        badge.style.setProperty("--sev-color", S.cfg.severity_colors[String(sev)] || "");
+        line.append(el("span", "type-tag", label(rec)), badge,
+                    el("span", "feed-title", String(rec.title)));
+        var sub = el("div", "feed-line feed-sub");
+        sub.append(el("span", "feed-place", place(rec)), el("span", "feed-time", when));
+        item.append(line, sub);
+        return item;
     }
 
-    // A capped list of incidents, newest first, mirrored as an array of ids.
+    // A capped list of incidents, newest first, drawn into the (childless) Dash Div `id`.
     function ListView(id, cap, ids) {
         this.id = id;
         this.cap = cap;
         this.ids = ids.slice();
+        this.nodes = new Map();  // id -> element
+        this.root = null;
     }
+
+    // The list's element; drawn whole when it is new (first start, or Dash mounted it again).
+    ListView.prototype.mount = function () {
+        var root = document.getElementById(this.id);
+        if (root && root !== this.root) {
+            var self = this;
+            self.root = root;
+            self.nodes.clear();
+            root.replaceChildren.apply(root, self.ids.map(function (id) {
+                var node = feedItem(S.recs.get(id), false);
+                self.nodes.set(id, node);
+                return node;
+            }));
+            return null;  // all drawn
+        }
+        return root;
+    };
 
     // added: records in ascending seq (shown newest first); changed: records to redraw in place;
     // removed: ids to take out.
@@ -145,27 +160,34 @@
         var self = this;
         var gone = {};
         removed.forEach(function (id) { gone[id] = true; });
-        var removing = self.ids.some(function (id) { return gone[id]; });
         var shown = added.slice(-self.cap);
         var fresh = shown.map(function (r) { return r.id; }).reverse();
         var next = fresh.concat(self.ids.filter(function (id) { return !gone[id]; }))
             .slice(0, self.cap);
-        if (removing) {  // rare (expiry): draw the whole list
-            self.ids = next;
-            setProps(self.id, {children: next.map(function (id) { return feedItem(S.recs.get(id)); })});
-            return;
-        }
-        var patch = newPatch();
-        var ops = 0;
-        changed.forEach(function (rec) {
-            var k = self.ids.indexOf(rec.id);
-            if (k >= 0) { patch.assign([k], feedItem(rec)); ops++; }
-        });
-        shown.forEach(function (rec) { patch.prepend([], feedItem(rec)); ops++; });
-        var excess = self.ids.length + shown.length - self.cap;
-        for (var i = 0; i < excess; i++) { patch.delete([-1]); ops++; }
         self.ids = next;
-        if (ops) { setProps(self.id, {children: patch.build()}); }
+        var root = self.mount();
+        if (!root) { return; }
+        var keep = {};
+        next.forEach(function (id) { keep[id] = true; });
+        self.nodes.forEach(function (node, id) {
+            if (!keep[id]) { node.remove(); self.nodes.delete(id); }
+        });
+        changed.forEach(function (rec) {
+            var old = self.nodes.get(rec.id);
+            if (old) {
+                var node = feedItem(rec, true);
+                old.replaceWith(node);
+                self.nodes.set(rec.id, node);
+            }
+        });
+        var top = document.createDocumentFragment();
+        fresh.forEach(function (id) {
+            if (self.nodes.has(id)) { return; }
+            var node = feedItem(S.recs.get(id), true);
+            self.nodes.set(id, node);
+            top.appendChild(node);
+        });
+        root.insertBefore(top, root.firstChild);
     };
 
     // --- the map --------------------------------------------------------------------------
@@ -504,6 +526,8 @@
         });
         S.feed = new ListView(cfg.ids.incident_feed, cfg.feed_cap, cfg.feed);
         S.outside = new ListView(cfg.ids.outside_feed, cfg.outside_cap, cfg.outside);
+        S.feed.mount();
+        S.outside.mount();
         refreshNumbers();
         tickClock();
         setTimeout(fitScreen, 0);

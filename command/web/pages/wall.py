@@ -124,11 +124,11 @@ def layout(**_):
                           html.Span(" 起")], extra="panel-map"),
             ]),
             html.Section(className="wall-col wall-right", children=[
-                _panel("实时事件", html.Div(id=ids.INCIDENT_FEED, className="feed",
-                                        children=[feed_item(i, today) for i in feed]),
+                # the feed lists are drawn by assets/wall.js from the state (plain DOM: cheaper
+                # than a Dash component per line)
+                _panel("实时事件", html.Div(id=ids.INCIDENT_FEED, className="feed"),
                        note="最新上报在前", extra="panel-feed"),
-                _panel("辖区外事件", html.Div(id=ids.OUTSIDE_FEED, className="feed feed-outside",
-                                         children=[feed_item(i, today) for i in outside]),
+                _panel("辖区外事件", html.Div(id=ids.OUTSIDE_FEED, className="feed feed-outside"),
                        note="未落入任何乡镇（街道）", extra="panel-outside"),
             ]),
         ]),
@@ -257,39 +257,6 @@ def _severity_legend() -> html.Div:
 def _rem(pixels: float) -> str:
     """Pixels at the 1920-wide design size as rem (assets/wall.css: 1rem = 15px there)."""
     return f"{pixels / 15:.3f}rem"
-
-
-def feed_item(incident: dict, today: str) -> html.Div:
-    """One incident in a feed list (assets/wall.js builds the same markup for live ones)."""
-    code = incident["type"] if incident["type"] in layer_theme.TYPE_COLORS else "other"
-    severity = incident.get("severity") or 4
-    occurred = str(incident["occurred_at"])
-    when = occurred[11:16] if occurred[:10] == today else f"{occurred[5:10]} {occurred[11:16]}"
-    return html.Div(
-        key=incident["id"], className=f"feed-item sev-{severity}",
-        style={"--type-color": layer_theme.TYPE_COLORS[code]},
-        **{"data-incident-id": incident["id"]},
-        children=[
-            html.Div(className="feed-line", children=[
-                html.Span(incident.get("type_label") or layer_theme.TYPE_LABELS[code],
-                          className="type-tag"),
-                html.Span(f"{theme.SEVERITY_NUMERALS.get(severity, '')}级",
-                          className=f"sev-badge sev-{severity}",
-                          style={"--sev-color": theme.SEVERITY_COLORS.get(severity, "")}),
-                html.Span(incident["title"], className="feed-title"),
-            ]),
-            html.Div(className="feed-line feed-sub", children=[
-                html.Span(_place(incident), className="feed-place"),
-                html.Span(when, className="feed-time"),
-            ]),
-        ])
-
-
-def _place(incident: dict) -> str:
-    names = [u["name"] for u in (incident.get("township"), incident.get("grid")) if u]
-    if incident.get("outside") or not names:
-        return f"辖区外 · {float(incident['lon']):.3f}°E {float(incident['lat']):.3f}°N"
-    return " / ".join(names)
 
 
 # Starts assets/wall.js with the opening state; it returns the status indicator's tooltip
