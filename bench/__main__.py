@@ -1,4 +1,5 @@
-"""`python -m bench`: ingest throughput, feed → /live latency and locate throughput, as a table.
+"""`python -m bench`: ingest throughput, feed → /live latency, locate throughput, order propagation,
+alert latency, month-brief time and rule cost over 1M incidents of history, as a table.
 
 Starts a real `cmdcenter serve` (one process, SQLite in a fresh temp dir, rate limits raised),
 registers feeds through the CLI, drives it from client processes and prints each measure with
@@ -13,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import bench_locate, ingest, latency, propagation
+from bench import alert_latency, bench_locate, brief, ingest, latency, propagation, rules
 from bench.profile import Sampler, py_spy
 from bench.server import BenchServer
 
@@ -98,6 +99,26 @@ def main(argv: list[str] | None = None) -> int:
                  prop["error"] or f"{prop['p99_ms']:.1f}  [p50 {prop['p50_ms']:.1f}; "
                                   f"{prop['samples']} receipts, {prop['lost']} lost]",
                  f"≤ {propagation.TARGET_P99_MS:g}", propagation.ok(prop)))
+
+    print("bench: Ⅰ级 report → red alert, ack → /live (own server) …", flush=True)
+    al = alert_latency.run()
+    rows.append(("Ⅰ级 report → red alert on /live p99 (ms)",
+                 al["error"] or f"{al['raise_p99_ms']:.1f}  [p50 {al['raise_p50_ms']:.1f}; "
+                                f"{al['raised']}/{al['reports']} seen]",
+                 f"≤ {alert_latency.TARGET_RAISE_P99_MS:g}", alert_latency.ok_raise(al)))
+    rows.append(("alert ack → second /live client p99 (ms)",
+                 al["error"] or f"{al['ack_p99_ms']:.1f}  [p50 {al['ack_p50_ms']:.1f}; "
+                                f"{al['acks']} acks, {al['lost_ack']} lost]",
+                 f"≤ {alert_latency.TARGET_ACK_P99_MS:g}", alert_latency.ok_ack(al)))
+
+    print("bench: month brief over 100k incidents (own SQLite) …", flush=True)
+    br = brief.run()
+    rows.append((f"month brief, {br['incidents']:,} incidents, per format (s)", brief.summary(br),
+                 f"≤ {brief.TARGET_S:g} each", brief.ok(br)))
+
+    print(f"bench: every rule on over {rules.HISTORY:,} incidents of history "
+          "(fill, prime, rules per arrival, then ingest + /live on that data dir) …", flush=True)
+    rows.extend(rules.rows(rules.run(tmp)))
 
     print()
     _table(rows)

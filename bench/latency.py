@@ -30,7 +30,7 @@ class LatencyResult:
 def measure(url: str, token: str, *, reader_token: str, rate: float = 200.0,
             seconds: float = 15.0, prefix: str = "lat") -> LatencyResult:
     """Send `rate` reports/s for `seconds` and time their arrival on `/live`."""
-    import socketio
+    from bench.ingest import client as bench_client
 
     from command.simulate import ReportFactory
     from layers.demo import demo_county
@@ -43,7 +43,7 @@ def measure(url: str, token: str, *, reader_token: str, rate: float = 200.0,
     acked: dict[str, float] = {}
     all_seen = threading.Event()
 
-    live = socketio.Client(reconnection=False, handle_sigint=False)
+    live = bench_client()
 
     @live.on("incidents", namespace="/live")
     def _incidents(items):
@@ -59,7 +59,7 @@ def measure(url: str, token: str, *, reader_token: str, rate: float = 200.0,
         acked[key] = time.perf_counter()
         acks.release()
 
-    feed = socketio.Client(reconnection=False, handle_sigint=False)
+    feed = bench_client()
     live.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10,
                  auth={"token": reader_token})
     feed.connect(url, namespaces=["/feed"], transports=["websocket"], auth={"token": token},

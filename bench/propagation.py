@@ -30,6 +30,8 @@ def run(orders: int = ORDERS, workers: int = WORKERS) -> dict:
     """Start a server, connect `workers` /field clients, issue and forward `orders`; the figures."""
     import socketio
 
+    from bench.ingest import client as bench_client
+
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="cmdcenter-propagation-"))
     grids, tokens = _people(tmp / "data", workers)
@@ -47,7 +49,7 @@ def run(orders: int = ORDERS, workers: int = WORKERS) -> dict:
         http = requests.Session()
         incidents = [_incident(http, server.url, feed, i) for i in range(10)]
         for w, (grid, token) in enumerate(tokens["workers"]):
-            client = socketio.Client(reconnection=False, handle_sigint=False)
+            client = bench_client()
             client.on("orders", _recorder(w, arrivals, arrived), namespace="/field")
             client.connect(server.url, namespaces=["/field"], transports=["websocket"],
                            auth={"token": token}, wait_timeout=10)

@@ -12,7 +12,7 @@ mass       群体性事件, last 7 days                                        5
 alerts     live alerts naming the township or one of its grids, except  red 8, orange 5,   15
            those counted above or below (Ⅰ/Ⅱ级, repeat place, 督办)      yellow 3, blue 1
 repeat     repeat places: live `repeat_place` alerts of the risk watch  4 each             10
-           (≥ 3 disputes/petitions at one spot in 30 days)
+           (≥ 3 occasions of disputes/petitions at one spot in 30 days)
 orders     dispatch-order nodes on its incidents still open / overdue   0.5 / 3 each       10
 backlog    unresolved: incidents of the last 30 days older than 3 days  0.5 each            5
 =========  ===========================================================  =================  ====
