@@ -316,3 +316,14 @@ def test_supervision_as_a_scheduled_job(core):
         assert [a["rule"] for a in published] == ["overdue"]
     finally:
         sched.close()
+
+
+def test_lateness_reads_naturally():
+    from datetime import timedelta
+
+    from command.orders.supervision import _late
+
+    assert _late(timedelta(seconds=20)) == "不足1分钟"
+    assert _late(timedelta(minutes=5, seconds=59)) == "5分钟"
+    assert _late(timedelta(hours=2)) == "2小时"
+    assert _late(timedelta(hours=1, minutes=3)) == "1小时3分钟"

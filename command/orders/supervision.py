@@ -184,6 +184,8 @@ def _county(session: Session, locator: Locator, unit: dict) -> dict:
 
 def _late(delta: timedelta) -> str:
     minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes == 0:
+        return "不足1分钟"  # found within its first minute late (supervision runs every 15 s)
     if minutes < 60:
         return f"{minutes}分钟"
     hours, minutes = divmod(minutes, 60)

@@ -223,7 +223,7 @@ def formula(weights: Weights = WEIGHTS) -> list[str]:
         f"未解除预警：每条 {alerts} 分，上限 {w.alert_max:g}"
         "（Ⅰ/Ⅱ级、重复点位、督办预警已在他项计分）",
         f"重复发生点位：未解除的「重复发生」预警（同一地点近{w.repeat_days}天矛盾纠纷/信访 "
-        f"≥ {w.repeat_count} 起），每处 {w.repeat_each:g} 分，上限 {w.repeat_max:g}",
+        f"发生 ≥ {w.repeat_count} 次），每处 {w.repeat_each:g} 分，上限 {w.repeat_max:g}",
         f"指令未办结：在办每条 {w.open_order_each:g} 分、超时每条 {w.overdue_order_each:g} 分，"
         f"上限 {w.orders_max:g}",
         f"积压未结：近{w.backlog_days}天超过{w.backlog_after_days}天未办结的事件每起 "
