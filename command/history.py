@@ -68,7 +68,8 @@ from command.incidents.schemas import fingerprint, validate
 from command.orders import service as orders_service
 from command.orders.models import order_node_events, order_nodes, orders
 from command.orders.supervision import _MISSED, _late
-from command.simulate import _FEES, _TOPICS, _WORDS, GIVEN, MOBILE_PREFIXES, SURNAMES, TEMPLATES
+from command.simulate import (_FEES, _TOPICS, _WORDS, GIVEN, MOBILE_PREFIXES, SURNAMES, TEMPLATES,
+                              draw_people)
 from command.units import service as units_service
 
 PREFIX = "hist-"  # source ids of seeded reports
@@ -742,7 +743,7 @@ class Model:
         occurred = hour_at + timedelta(seconds=rng.randrange(_HOUR_S))
         severity = _pick(rng, _SEVERITY[kind])
         words = _words(rng, town, leaf)
-        people = _people(rng, kind, words)
+        people = draw_people(rng, kind, words)
         title, description = rng.choice(TEMPLATES[kind])
         lon, lat = leaf.sample(rng)
         raw = _raw(rng, source_id, kind, occurred, lon, lat, title.format(**words),
@@ -759,7 +760,7 @@ class Model:
         kind, title, description = _THEMES[spot.theme][_pick(rng, choices)]
         words = {**spot.words, "name": _person(rng), "name2": _person(rng),
                  "k": rng.randint(2, 5), "injured": rng.randint(1, 3)}
-        people = _people(rng, kind, words)
+        people = draw_people(rng, kind, words)
         severity = _pick(rng, _SEVERITY[kind])
         lon, lat = spot.leaf.sample(rng, spot.anchor, spot.sigma_m)
         raw = _raw(rng, source_id, kind, occurred, lon, lat, title.format(**words),
@@ -846,7 +847,7 @@ class Model:
         """
         town = self.by_code[leaf.town]
         filled = {**_words(rng, town, leaf), "k": rng.randint(2, 5), **(words or {})}
-        drawn = _people(rng, kind, filled)
+        drawn = draw_people(rng, kind, filled)
         title, description = text or rng.choice(TEMPLATES[kind])
         lon, lat = leaf.sample(rng, near, sigma_m) if near is not None else leaf.sample(rng)
         return _raw(rng, source_id, kind, occurred, lon, lat, title.format(**filled),
@@ -1020,18 +1021,6 @@ def _words(rng: random.Random, town: _Town, leaf: _Leaf) -> dict:
     elif town.villages:
         words["village"] = rng.choice(town.villages)
     return words
-
-
-def _people(rng: random.Random, kind: str, words: dict) -> int:
-    if kind == "mass":
-        people = rng.randint(30, 300)
-        words["n"] = max(30, people // 10 * 10)  # "{n}余名"
-        return people
-    if kind in ("legal", "psych", "complaint"):
-        return 1
-    if kind in ("emergency", "public_safety"):
-        return rng.randint(0, 8)
-    return rng.randint(1, 6)
 
 
 def _raw(rng: random.Random, source_id: str, kind: str, occurred: datetime, lon: float,

@@ -330,16 +330,7 @@ class ReportFactory:
         return words
 
     def _people(self, kind: str, words: dict) -> int:
-        rng = self.rng
-        if kind == "mass":
-            people = rng.randint(30, 300)
-            words["n"] = max(30, people // 10 * 10)  # "{n}余名"
-            return people
-        if kind in ("legal", "psych", "complaint"):
-            return 1
-        if kind in ("emergency", "public_safety"):
-            return rng.randint(0, 8)
-        return rng.randint(1, 6)
+        return draw_people(self.rng, kind, words)
 
     def _point(self, geometry) -> tuple[float, float]:
         minx, miny, maxx, maxy = geometry.bounds
@@ -678,3 +669,16 @@ def _pace(sender: Sender, factory: ReportFactory, *, rate: float, count: int | N
                 due = now
             if due > now and stop.wait(due - now):
                 break
+
+
+def draw_people(rng: random.Random, kind: str, words: dict) -> int:
+    """How many people a report of `kind` involves (a mass one also fills "{n}余名" in `words`)."""
+    if kind == "mass":
+        people = rng.randint(30, 300)
+        words["n"] = max(30, people // 10 * 10)  # "{n}余名"
+        return people
+    if kind in ("legal", "psych", "complaint"):
+        return 1
+    if kind in ("emergency", "public_safety"):
+        return rng.randint(0, 8)
+    return rng.randint(1, 6)
