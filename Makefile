@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEBIAN_TEST_PACKAGES := chromium chromium-driver fonts-noto-cjk redis-server postgresql
 
-.PHONY: run test bench install system-deps clean
+.PHONY: run test bench fuzz install system-deps clean
 
 run: $(STAMP)
 	$(PY) -m command.cli demo
@@ -41,6 +41,11 @@ test: system-deps $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# the hostile-input properties of make test, with a random seed and 20x the examples
+fuzz: system-deps $(STAMP)
+	CMDCENTER_FUZZ_EXAMPLES=$${CMDCENTER_FUZZ_EXAMPLES:-1200} CMDCENTER_FUZZ_RANDOM=1 \
+	  $(PY) -m pytest -q tests/test_hostile.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

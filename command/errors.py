@@ -16,6 +16,8 @@ HTTP_STATUS = {
     "unknown_type": 422,
     "out_of_range": 422,
     "future_time": 422,
+    "internal": 500,
+    "unavailable": 503,
 }
 
 

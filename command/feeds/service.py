@@ -39,7 +39,7 @@ class Feed:
 
 def hash_token(token: str) -> str:
     """The stored digest of a token."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _row(row) -> Feed:

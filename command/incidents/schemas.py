@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from command.clock import SHANGHAI
 from command.errors import DomainError
+from command.payload import clean_text
 from command.incidents.types import TYPE_LABELS, normalise_type
 
 CRS_VALUES = ("wgs84", "cgcs2000", "gcj02", "bd09")
@@ -35,6 +36,9 @@ def _text(value: Any) -> Any:
         return None
     if not isinstance(value, str):
         raise PydanticCustomError("invalid_field", "must be a string")
+    if not clean_text(value):
+        raise PydanticCustomError("invalid_field",
+                                  "may not contain NUL characters or unpaired surrogates")
     return value.strip()
 
 

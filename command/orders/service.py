@@ -670,11 +670,15 @@ def _text(value, name: str) -> str:
     return value.strip()
 
 
+MAX_MINUTES = 366 * 24 * 60  # a year
+
+
 def _limit(value, default: int, name: str) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DomainError("invalid_field", f"{name}: a positive number of minutes", name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_MINUTES:
+        raise DomainError("invalid_field", f"{name}: a whole number of minutes from 1 to "
+                                           f"{MAX_MINUTES}", name)
     return value
 
 

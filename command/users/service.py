@@ -64,7 +64,7 @@ def check_password(password: str, stored: str | None) -> bool:
 
 def hash_token(token: str) -> str:
     """The stored digest of a personal API token."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _user(row) -> User:
@@ -143,7 +143,7 @@ def disable(session: Session, *, name: str, now: datetime) -> User:
 
 def by_token(session: Session, token: str | None) -> Principal | None:
     """The active user holding this personal token, or None."""
-    if not token:
+    if not token or not isinstance(token, str):
         return None
     row = session.execute(sa.select(users).where(users.c.token_hash == hash_token(token))).first()
     if row is None or row.disabled_at is not None:

@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import json
-
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app, request
 
 from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.incidents import service as incidents_service
 from command.units import service as units_service
 from command.web.auth import bearer_token, current, require
+from command.web.respond import error_response, json_response, read_json
 from layers.figures import units_geojson
 
 api = Blueprint("api", __name__)
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
+MAX_SEQ = 2**63 - 1
 
 
 def core():
     """The Core of the running app."""
     return current_app.extensions["cmdcenter"]
-
-
-def _json(payload, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), status=status,
-                    mimetype="application/json")
-
-
-def _error(err: DomainError) -> Response:
-    return _json({"ok": False, "error": err.as_dict()}, err.http_status)
 
 
 @api.post("/api/v1/reports")
@@ -39,37 +30,40 @@ def post_reports():
     try:
         with c.read() as session:
             feed = feeds_service.authenticate(session, bearer_token())
-        if (request.content_length or 0) > c.settings.max_message_bytes:
-            raise DomainError("too_large", "request body is larger than the maximum of "
-                                           f"{c.settings.max_message_bytes} bytes")
-        try:
-            body = json.loads(request.get_data(cache=False) or b"")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DomainError("invalid_json", f"body is not valid JSON: {exc}") from None
+        body = read_json()
         outcomes = c.ingest.submit(feed, body)
     except DomainError as err:
-        return _error(err)
+        return error_response(err)
     if isinstance(body, list):
-        return _json([o.as_ack() for o in outcomes])
+        return json_response([o.as_ack() for o in outcomes])
     outcome = outcomes[0]
-    return _json(outcome.as_ack(), outcome.error.http_status if outcome.error else 200)
+    return json_response(outcome.as_ack(), outcome.error.http_status if outcome.error else 200)
+
+
+def seq_and_limit(default_limit: int = DEFAULT_LIMIT, max_limit: int = MAX_LIMIT) -> tuple[int, int]:
+    """`since` and `limit` of a listing's query string, checked."""
+    try:
+        since = int(request.args.get("since", 0))
+        limit = int(request.args.get("limit", default_limit))
+    except ValueError:
+        raise DomainError("invalid_field", "since and limit must be integers") from None
+    if not 0 <= since <= MAX_SEQ or not 1 <= limit <= max_limit:
+        raise DomainError("out_of_range", f"0 ≤ since ≤ {MAX_SEQ} and 1 ≤ limit ≤ {max_limit}")
+    return since, limit
 
 
 @api.get("/api/v1/incidents")
 @require()
 def get_incidents(principal):
     try:
-        since = int(request.args.get("since", 0))
-        limit = int(request.args.get("limit", DEFAULT_LIMIT))
-    except ValueError:
-        return _error(DomainError("invalid_field", "since and limit must be integers"))
-    if since < 0 or not 1 <= limit <= MAX_LIMIT:
-        return _error(DomainError("out_of_range", f"since ≥ 0 and 1 ≤ limit ≤ {MAX_LIMIT}"))
+        since, limit = seq_and_limit()
+    except DomainError as err:
+        return error_response(err)
     c = core()
     with c.read() as session:
-        return _json(incidents_service.since(session, since, limit=limit,
-                                             locator=c.units.current(session),
-                                             principal=principal))
+        return json_response(incidents_service.since(session, since, limit=limit,
+                                                     locator=c.units.current(session),
+                                                     principal=principal))
 
 
 @api.get("/api/v1/units")
@@ -81,10 +75,11 @@ def get_units():
             try:
                 feeds_service.authenticate(session, bearer_token())
             except DomainError:
-                return _error(DomainError("unauthorized", "sign in, or send a user or feed token"))
+                return error_response(DomainError("unauthorized",
+                                                  "sign in, or send a user or feed token"))
         if request.args.get("geometry") in ("1", "true"):
-            return _json(units_geojson(units_service.load_gdf(session), None))
-        return _json(units_service.get_all(session))
+            return json_response(units_geojson(units_service.load_gdf(session), None))
+        return json_response(units_service.get_all(session))
 
 
 @api.get("/healthz")
@@ -92,4 +87,4 @@ def healthz():
     c = core()
     with c.read() as session:
         units = units_service.count(session)
-    return _json({"ok": True, "units": units})
+    return json_response({"ok": True, "units": units})

@@ -14,7 +14,8 @@ from flask.ctx import RequestContext
 from command.config import Settings
 from command.core import Core
 from command.db import get_meta, set_meta
-from command.web import api, auth, command_api, sockets
+from command import payload
+from command.web import api, auth, command_api, respond, sockets
 from command.web.briefs_api import briefs_api
 from command.web.risk_api import risk_api
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
     server.extensions["cmdcenter"] = core
     auth.init_app(server, secret_key=settings.secret_key or _stored_secret(core),
                   session_days=settings.session_days)
+    respond.install(server, max_bytes=settings.max_message_bytes)
     server.register_blueprint(api.api)
     server.register_blueprint(command_api.command_api)
     server.register_blueprint(briefs_api)
@@ -89,12 +91,13 @@ def create_app(settings: Settings, *, core: Core | None = None,
     for module in PAGES:
         importlib.import_module(module)
     app.layout = dash.html.Div(dash.page_container, className="app-root")
+    respond.guard_dash_callbacks(app)
 
     engineio_limit = max(settings.max_message_bytes * 2, settings.max_message_bytes + (1 << 20))
     sockets.socketio.init_app(
         server, async_mode="threading", path="socket.io", max_http_buffer_size=engineio_limit,
-        ping_interval=10, ping_timeout=20)
-    sockets.install_size_guard(sockets.socketio, settings.max_message_bytes)
+        ping_interval=10, ping_timeout=20, json=payload.StrictJSON)
+    sockets.install_guard(sockets.socketio, settings.max_message_bytes)
     sockets.register(sockets.socketio)
     sockets.subscribe(sockets.socketio, core.bus, settings.live_flush_ms / 1000,
                       parent_of=lambda code: _parent(core, code),

@@ -12,7 +12,7 @@ import functools
 import hmac
 import secrets
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import (Blueprint, Response, current_app, g, redirect, render_template_string, request,
                    session)
@@ -74,16 +74,15 @@ def current() -> Principal | None:
 def _csrf_ok() -> bool:
     expected = session.get("csrf")
     given = request.headers.get("X-CSRFToken") or request.form.get("csrf_token")
-    return bool(expected and given and hmac.compare_digest(expected, given))
+    return bool(expected and given and hmac.compare_digest(
+        expected.encode(), given.encode("utf-8", "surrogatepass")))
 
 
 def error(status: int, code: str, message: str) -> Response:
     """A JSON error answer."""
-    import json
+    from command.web.respond import json_response
 
-    body = json.dumps({"ok": False, "error": {"code": code, "message": message}},
-                      ensure_ascii=False)
-    return Response(body, status=status, mimetype="application/json")
+    return json_response({"ok": False, "error": {"code": code, "message": message}}, status)
 
 
 def guard():
@@ -104,7 +103,7 @@ def guard():
         return None  # API endpoints answer 401 themselves
     if path.startswith("/_dash"):
         return error(401, "unauthorized", "please sign in")
-    return redirect(f"/login?next={path}")
+    return redirect("/login?next=" + quote(path, safe="/"))
 
 
 def require(*roles: str):
@@ -159,8 +158,8 @@ LOGIN_PAGE = """<!doctype html>
 
 
 def _safe_next(target: str | None, principal: Principal | None = None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") \
-            and not urlsplit(target).netloc and target != "/login":
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")) \
+            and target.isprintable() and not urlsplit(target).netloc and target != "/login":
         return target
     return HOME.get(principal.role, "/") if principal else "/"
 

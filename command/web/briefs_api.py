@@ -8,21 +8,15 @@ number (flows.issue), so the request stays safe to repeat.
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, current_app, request
 
 from command.briefing import flows, render
 from command.errors import DomainError, NotFound
 from command.users.principal import COUNTY_ROLES
 from command.web.auth import require
+from command.web.respond import error_response, not_found
 
 briefs_api = Blueprint("briefs_api", __name__)
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    return Response(json.dumps({"ok": False, "error": {"code": code, "message": message}},
-                               ensure_ascii=False), status=status, mimetype="application/json")
 
 
 @briefs_api.get("/api/v1/briefs")
@@ -41,10 +35,9 @@ def download(principal):
             made = flows.make_period(core, kind=period, date=args.get("date"),
                                      fmt=args.get("format"))
     except NotFound as exc:
-        return _error(404, "not_found", str(exc))
+        return not_found(str(exc))
     except DomainError as err:
-        return _error(503 if err.code == "unavailable" else err.http_status, err.code,
-                      err.message)
+        return error_response(err)
     return _attachment(made)
 
 

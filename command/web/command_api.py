@@ -6,16 +6,16 @@ map domain errors to statuses (401/403 from the auth layer, 404, 409 with `allow
 
 from __future__ import annotations
 
-import json
-
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app, request
 
 from command.alerts import service as alerts_service
 from command.errors import DomainError, NotFound
 from command.incidents import loop, workflow
 from command.orders import service as orders
 from command.orders.service import Changes
+from command.web.api import MAX_SEQ
 from command.web.auth import require
+from command.web.respond import error_response, json_response, not_found, read_object
 
 command_api = Blueprint("command_api", __name__)
 COMMANDERS = ("leader", "admin")
@@ -26,18 +26,8 @@ def core():
     return current_app.extensions["cmdcenter"]
 
 
-def _json(payload, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), status=status,
-                    mimetype="application/json")
-
-
 def _body() -> dict:
-    body = request.get_json(silent=True)
-    if body is None and request.get_data():
-        raise DomainError("invalid_json", "body is not valid JSON")
-    if body is not None and not isinstance(body, dict):
-        raise DomainError("invalid_field", "body must be a JSON object")
-    return body or {}
+    return read_object()
 
 
 def _write(action):
@@ -48,25 +38,22 @@ def _write(action):
         with c.write() as session, session.begin():
             result = action(session, changes, c.units.current(session), c.clock.now())
     except NotFound as exc:
-        return _json({"ok": False, "error": {"code": "not_found", "message": str(exc)}}, 404)
+        return not_found(str(exc))
     except DomainError as err:
-        payload = {"ok": False, "error": err.as_dict()}
-        if getattr(err, "allowed", None) is not None:
-            payload["allowed"] = err.allowed
-        return _json(payload, err.http_status)
+        return error_response(err)
     changes.publish(c.bus)
-    return _json(result)
+    return json_response(result)
 
 
 def _read(action):
     c = core()
     try:
         with c.read() as session:
-            return _json(action(session, c.units.current(session)))
+            return json_response(action(session, c.units.current(session)))
     except NotFound as exc:
-        return _json({"ok": False, "error": {"code": "not_found", "message": str(exc)}}, 404)
+        return not_found(str(exc))
     except DomainError as err:
-        return _json({"ok": False, "error": err.as_dict()}, err.http_status)
+        return error_response(err)
 
 
 @command_api.get("/api/v1/incidents/<incident_id>")
@@ -90,8 +77,8 @@ def incident_detail(principal, incident_id):
 def incident_transition(principal, incident_id):
     def move(session, changes, locator, now):
         body = _body()
-        incident = loop.transition(session, incident_id, to=body.get("to"), by=principal,
-                                   note=body.get("note") or "", merged_into=body.get("merged_into"),
+        incident = loop.transition(session, incident_id, to=body.text("to"), by=principal,
+                                   note=body.text("note") or "", merged_into=body.text("merged_into"),
                                    rating=body.get("rating"), now=now, locator=locator)
         changes.incidents.append(incident)
         return incident
@@ -104,8 +91,8 @@ def create_order(principal):
     def issue(session, changes, locator, now):
         body = _body()
         return orders.create_order(
-            session, incident_id=body.get("incident_id"), targets=body.get("targets") or [],
-            instruction=body.get("instruction"), priority=body.get("priority") or "normal",
+            session, incident_id=body.text("incident_id"), targets=body.texts("targets") or [],
+            instruction=body.text("instruction"), priority=body.text("priority") or "normal",
             ack_minutes=body.get("ack_minutes"), due_minutes=body.get("due_minutes"),
             by=principal, now=now, locator=locator, limits=core().limits, changes=changes)
     return _write(issue)
@@ -124,8 +111,8 @@ def list_orders(principal):
 def forward(principal, node_id):
     def run(session, changes, locator, now):
         body = _body()
-        return orders.forward(session, node_id=node_id, targets=body.get("targets") or [],
-                              instruction=body.get("instruction"), by=principal, now=now,
+        return orders.forward(session, node_id=node_id, targets=body.texts("targets") or [],
+                              instruction=body.text("instruction"), by=principal, now=now,
                               locator=locator, changes=changes)
     return _write(run)
 
@@ -134,14 +121,13 @@ def forward(principal, node_id):
 @require()
 def node_action(principal, node_id, action):
     if action not in ("ack", "progress", "complete", "return", "cancel", "reissue", "deliver"):
-        return _json({"ok": False, "error": {"code": "not_found",
-                                             "message": f"no action {action!r}"}}, 404)
+        return not_found(f"no action {action!r}")
 
     def run(session, changes, locator, now):
         body = _body()
         return orders.act(session, node_id=node_id, action=action, by=principal,
-                          note=body.get("note"), result=body.get("result"),
-                          reason=body.get("reason"), now=now, locator=locator, changes=changes)
+                          note=body.text("note"), result=body.text("result"),
+                          reason=body.text("reason"), now=now, locator=locator, changes=changes)
     return _write(run)
 
 
@@ -150,9 +136,9 @@ def node_action(principal, node_id, action):
 def list_alerts(principal):
     status = request.args.get("status", "open")
     since = request.args.get("since")
-    if status not in ("open", "all") or (since is not None and not since.isdigit()):
-        return _json({"ok": False, "error": {"code": "invalid_field",
-                                             "message": "status=open|all, since=integer"}}, 422)
+    if status not in ("open", "all") or (since is not None and not (
+            since.isascii() and since.isdigit() and int(since) <= MAX_SEQ)):
+        return error_response(DomainError("invalid_field", "status=open|all, since=integer"))
     return _read(lambda session, locator: alerts_service.list_alerts(
         session, status, int(since) if since else None, by=principal))
 
@@ -175,8 +161,8 @@ def alert_merge(principal, alert_id):
 
     def run(session, changes, locator, now):
         body = _body()
-        alert, changed = merge(session, alert_id, into=body.get("into"), by=principal,
-                               note=body.get("note"), now=now, locator=locator)
+        alert, changed = merge(session, alert_id, into=body.text("into"), by=principal,
+                               note=body.text("note"), now=now, locator=locator)
         changes.extend(changed)
         return alert
     return _write(run)
@@ -186,11 +172,10 @@ def alert_merge(principal, alert_id):
 @require()
 def alert_action(principal, alert_id, action):
     if action not in ("ack", "dismiss"):
-        return _json({"ok": False, "error": {"code": "not_found",
-                                             "message": f"no action {action!r}"}}, 404)
+        return not_found(f"no action {action!r}")
 
     def run(session, changes, locator, now):
-        alert = alerts_service.act(session, alert_id, action, principal, _body().get("note"),
+        alert = alerts_service.act(session, alert_id, action, principal, _body().text("note"),
                                    now=now)
         changes.alerts.append(alert)
         return alert

@@ -12,21 +12,15 @@ answer 422 with {code, message, field}.
 
 from __future__ import annotations
 
-import json
-
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, current_app, request
 
 from command.errors import DomainError
 from command.risk import replay as replays
 from command.risk import service
 from command.web.auth import require
+from command.web.respond import error_response, json_response
 
 risk_api = Blueprint("risk_api", __name__)
-
-
-def _json(payload, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), status=status,
-                    mimetype="application/json")
 
 
 def _answer(action):
@@ -34,9 +28,9 @@ def _answer(action):
     core = current_app.extensions["cmdcenter"]
     try:
         with core.read() as session:
-            return _json(action(session, core))
+            return json_response(action(session, core))
     except DomainError as err:
-        return _json({"ok": False, "error": err.as_dict()}, err.http_status)
+        return error_response(err)
 
 
 def _number(name: str, default, kind=int):

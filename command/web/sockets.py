@@ -12,6 +12,7 @@ from flask_socketio import Namespace, SocketIO, join_room
 from socketio import packet
 from socketio.exceptions import ConnectionRefusedError
 
+from command import payload
 from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.incidents import service as incidents_service
@@ -32,7 +33,30 @@ def core():
     return current_app.extensions["cmdcenter"]
 
 
-class FeedNamespace(Namespace):
+class AckingNamespace(Namespace):
+    """A namespace whose events each take one argument and always answer.
+
+    An unknown event, a wrong number of arguments or a handler that fails still gets an error
+    ack (a client waiting for one never waits for ever); the connection stays.
+    """
+
+    def trigger_event(self, event, *args):
+        if event in ("connect", "disconnect"):
+            return super().trigger_event(event, *args)
+        handler = getattr(self, f"on_{event}", None)
+        if handler is None:
+            return _error_ack("not_found", f"no event {event!r} on {self.namespace}")
+        sid, *given = args
+        if len(given) > 1:
+            return _error_ack("invalid_field", f"{event} takes one argument, got {len(given)}")
+        try:
+            return super().trigger_event(event, sid, *given)
+        except Exception:  # noqa: BLE001 - logged; the client gets an answer, not silence
+            log.exception("handling %s on %s failed", event, self.namespace)
+            return _error_ack("unavailable", "the server could not handle this event; retry")
+
+
+class FeedNamespace(AckingNamespace):
     """Feeds connect with auth={"token": T} and emit `report` (one object or a list).
 
     The token is checked at connect; the ingest writer checks again, inside the transaction
@@ -66,7 +90,7 @@ class FeedNamespace(Namespace):
         return acks if isinstance(body, list) else acks[0]
 
 
-class UserNamespace(Namespace):
+class UserNamespace(AckingNamespace):
     """A namespace for signed-in users (auth={"token": …} or the login session).
 
     Connecting joins the rooms of the user's scope, so each user is sent only what they may see.
@@ -98,16 +122,27 @@ class LiveNamespace(UserNamespace):
     `since` to fill gaps in incidents."""
 
     def on_since(self, data=None):
-        try:
-            seq = int((data or {}).get("seq", 0))
-        except (TypeError, ValueError, AttributeError):
-            return {"error": {"code": "invalid_field", "message": "seq must be an integer",
-                              "field": "seq"}}
+        seq = _seq((data or {}).get("seq", 0) if isinstance(data, (dict, type(None))) else None)
+        if seq is None:
+            return {"error": {"code": "invalid_field", "field": "seq",
+                              "message": "seq must be an integer from 0 to 2^63-1"}}
         c = core()
         with c.read() as session:
-            return incidents_service.since(session, max(seq, 0), limit=LIVE_CATCHUP_MAX,
+            return incidents_service.since(session, seq, limit=LIVE_CATCHUP_MAX,
                                            locator=c.units.current(session),
                                            principal=self._users.get(_sid()))
+
+
+def _seq(value) -> int | None:
+    """A sequence number from a client (a number or digits; below 0 counts as 0), else None."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isascii() \
+            and value.strip().lstrip("-").isdigit() and len(value) < 25:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value > 2**63 - 1:
+        return None
+    return max(value, 0)
 
 
 def _sid() -> str:
@@ -220,12 +255,14 @@ class FieldNamespace(UserNamespace):
     def on_delivered(self, data=None):
         principal = self._users.get(_sid())
         ids = (data or {}).get("ids") if isinstance(data, dict) else None
-        if principal is None or not isinstance(ids, list):
-            return {"ok": False, "error": {"code": "invalid_field", "message": "ids: a list"}}
+        if principal is None or not isinstance(ids, list) or not all(
+                isinstance(i, str) and 0 < len(i) <= 64 and payload.clean_text(i) for i in ids):
+            return {"ok": False, "error": {"code": "invalid_field", "field": "ids",
+                                           "message": "ids: a list of order node ids"}}
         c = core()
         changes = orders_service.Changes()
         with c.write() as session, session.begin():
-            done = orders_service.deliver(session, node_ids=[str(i) for i in ids[:1000]],
+            done = orders_service.deliver(session, node_ids=ids[:1000],
                                           by=principal, now=c.clock.now(),
                                           locator=c.units.current(session), changes=changes)
         changes.publish(c.bus)
@@ -235,29 +272,66 @@ class FieldNamespace(UserNamespace):
 _HEADER = re.compile(r"^(\d)(?:\d+-)?(?:(/[^,]*),)?(\d+)?")
 
 
-def install_size_guard(sio: SocketIO, max_bytes: int) -> None:
-    """Answer an over-size event with a `too_large` ack instead of dropping the connection.
+def _error_ack(code: str, message: str, field: str | None = None) -> dict:
+    return {"ok": False, "error": DomainError(code, message, field).as_dict()}
 
-    Engine.IO accepts messages up to twice `max_bytes` (beyond that it closes the connection);
-    this guard refuses anything over `max_bytes` before it is parsed.
+
+def install_guard(sio: SocketIO, max_bytes: int) -> None:
+    """Answer every event that asks for an ack, whatever arrives; keep the connection.
+
+    - over `max_bytes`: `too_large`, refused before it is parsed (Engine.IO accepts up to twice
+      `max_bytes`; beyond that it closes the connection);
+    - not decodable, or nested deeper than the payload limit: `invalid_json`;
+    - an event that is not `[name, …]` with a string name: `invalid_json`;
+    - a namespace the client has not joined: `unauthorized`.
+    A CONNECT that cannot be decoded is answered with a connect error.
     """
     server = sio.server
     original = server._handle_eio_message
+    handle_event = server._handle_event
+
+    def answer(eio_sid, data, code: str, message: str) -> None:
+        match = _HEADER.match(data) if isinstance(data, str) else None
+        kind, namespace, ack_id = match.groups() if match else (None, None, None)
+        if kind in (str(packet.EVENT), str(packet.BINARY_EVENT)) and ack_id is not None:
+            server._send_packet(eio_sid, server.packet_class(
+                packet.ACK, namespace=namespace or "/", data=[_error_ack(code, message)],
+                id=int(ack_id)))
+        elif kind == str(packet.CONNECT):
+            server._send_packet(eio_sid, server.packet_class(
+                packet.CONNECT_ERROR, namespace=namespace or "/", data={"message": message}))
+        else:
+            log.info("dropped an undecodable packet: %s", message)
 
     def guarded(eio_sid, data):
         if isinstance(data, str) and len(data) * 3 > max_bytes and len(data.encode()) > max_bytes:
-            match = _HEADER.match(data)
-            kind, namespace, ack_id = match.groups() if match else (None, None, None)
-            if kind == str(packet.EVENT) and ack_id is not None:
-                error = {"ok": False, "error": {
-                    "code": "too_large",
-                    "message": f"message is larger than the maximum of {max_bytes} bytes"}}
-                server._send_packet(eio_sid, server.packet_class(
-                    packet.ACK, namespace=namespace or "/", data=[error], id=int(ack_id)))
+            answer(eio_sid, data, "too_large",
+                   f"message is larger than the maximum of {max_bytes} bytes")
             return None
-        return original(eio_sid, data)
+        try:
+            return original(eio_sid, data)
+        except payload.PayloadError as exc:
+            answer(eio_sid, data, "invalid_json", str(exc))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            answer(eio_sid, data, "invalid_json", f"not a Socket.IO packet we can read: {exc}")
+        return None
+
+    def checked_event(eio_sid, namespace, ack_id, data):
+        def refuse(code, message):
+            if ack_id is not None:
+                server._send_packet(eio_sid, server.packet_class(
+                    packet.ACK, namespace=namespace or "/", data=[_error_ack(code, message)],
+                    id=ack_id))
+        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+            return refuse("invalid_json", 'an event is ["name", argument]: a list whose first '
+                                          "item is the event's name")
+        sid = server.manager.sid_from_eio_sid(eio_sid, namespace or "/")
+        if sid is None or not server.manager.is_connected(sid, namespace or "/"):
+            return refuse("unauthorized", f"not connected to namespace {namespace or '/'}")
+        return handle_event(eio_sid, namespace, ack_id, data)
 
     server.eio.on("message", guarded)
+    server._handle_event = checked_event
 
 
 def register(sio: SocketIO) -> None:
