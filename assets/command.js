@@ -474,7 +474,12 @@
                 h("Dt", {}, "等级"), h("Dd", {}, (S.cfg.numerals[String(inc.severity || 4)] || "") + "级 " +
                                                    (S.cfg.severity_names[String(inc.severity || 4)] || "")),
                 h("Dt", {}, "涉及人数"), h("Dd", {}, inc.people ? inc.people + " 人" : "—")
-            ])
+            ].concat(inc.case_no ? [
+                h("Dt", {}, "案号"), h("Dd", {}, inc.case_no),
+                h("Dt", {}, "类别 · 渠道"), h("Dd", {}, [inc.category_label || "未分类", inc.channel_label].join(" · "))
+            ] : []).concat(inc.approximate ? [
+                h("Dt", {}, "位置"), h("Dd", {}, "按网格登记的概略位置")
+            ] : []))
         ];
         if (inc.description) { facts.push(h("P", {className: "cc-facts-desc"}, inc.description)); }
         // 专报 the first time, 续报 after (the server numbers them): a plain download link
@@ -1092,7 +1097,9 @@
         nodes: function () { return S && S.nodes ? Array.from(S.nodes.values()) : []; },
         // for the alert ticker (assets/alert_ticker.js): the desk's /live socket, and selecting
         // an alert's incident on /command
-        socket: function () { return live; },
+        socket: function () {
+            return live || (window.cmdcenterWindow && window.cmdcenterWindow.socket());
+        },
         select: function (id) { if (S && S.kind === "command") { select(id); } }
     };
 }());

@@ -1,5 +1,6 @@
 """`python -m bench`: ingest throughput, feed → /live latency, locate throughput, order propagation,
-alert latency, month-brief time and rule cost over 1M incidents of history, as a table.
+alert latency, month-brief time, the window over 1M matters and rule cost over 1M incidents of
+history, as a table.
 
 Starts a real `cmdcenter serve` (one process, SQLite in a fresh temp dir, rate limits raised),
 registers feeds through the CLI, drives it from client processes and prints each measure with
@@ -14,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import alert_latency, bench_locate, brief, ingest, latency, propagation, rules
+from bench import alert_latency, bench_locate, brief, ingest, latency, matters, propagation, rules
 from bench.profile import Sampler, py_spy
 from bench.server import BenchServer
 
@@ -115,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     br = brief.run()
     rows.append((f"month brief, {br['incidents']:,} incidents, per format (s)", brief.summary(br),
                  f"≤ {brief.TARGET_S:g} each", brief.ok(br)))
+
+    print(f"bench: the window over {matters.COUNT:,} stored matters, SQLite and PostgreSQL "
+          "(bulk load, then registration, ID search and registration → /live) …", flush=True)
+    rows.extend(matters.rows([matters.run(kind, matters.COUNT, tmp)
+                              for kind in ("sqlite", "postgres")]))
 
     print(f"bench: every rule on over {rules.HISTORY:,} incidents of history "
           "(fill, prime, rules per arrival, then ingest + /live on that data dir) …", flush=True)

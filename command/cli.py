@@ -441,8 +441,9 @@ def _parser() -> argparse.ArgumentParser:
     xsub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     p = add("add", cmd_users_add, "add a user with a role", xsub)
     p.add_argument("name")
-    p.add_argument("--role", required=True,
-                   choices=("duty", "leader", "township", "grid", "dept", "admin"))
+    from command.users.models import ROLES
+
+    p.add_argument("--role", required=True, choices=ROLES)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--unit", help="township or grid code (township and grid roles)")
     where.add_argument("--dept", help="department code or name, e.g. dept.police or 公安")

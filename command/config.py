@@ -58,6 +58,8 @@ class Settings:
     alert_rules: str | None = None
     # the risk watch runs on each arrival and at least this often (feed silence, expiry)
     watch_seconds: float = 5.0
+    # "code:名称,…" replaces the list of matter categories
+    matter_categories: str | None = None
 
     @property
     def db_url(self) -> str:

@@ -8,7 +8,9 @@ from datetime import timedelta
 from command import config as config_mod
 from command.bus import Bus, make_bus
 from command.clock import Clock
-from command.db import make_engine, make_sessionmaker, migrate
+from command import keys
+from command.db import get_meta, make_engine, make_sessionmaker, migrate, set_meta
+from command.matters import categories
 from command.incidents.flows import IngestFlow
 from command.ratelimit import RateLimiter
 from command.units import service as units_service
@@ -37,8 +39,7 @@ class Core:
     def __init__(self, settings: config_mod.Settings, *, clock: Clock | None = None,
                  bus: Bus | None = None, seed_demo: bool = True) -> None:
         self.settings = settings
-        if not settings.database_url:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # files, and the key file
         self.engine = make_engine(settings.db_url)
         migrate(self.engine)
         self.read = make_sessionmaker(self.engine)
@@ -53,6 +54,11 @@ class Core:
             if seed_demo and units_service.ensure_demo(session):
                 log.info("no units stored: loaded the built-in demo county")
             units_service.ensure_departments(session, departments)
+        self.keyring = self._open_keyring()
+        try:
+            categories.configure(settings.matter_categories)
+        except ValueError as exc:
+            raise config_mod.ConfigError(f"CMDCENTER_MATTER_CATEGORIES: {exc}") from None
         self.limits = _limits(settings)
         self.clock = clock or Clock()
         self._bus = bus
@@ -60,6 +66,24 @@ class Core:
         self._ingest: IngestFlow | None = None
         self.scheduler = None  # started by the web app: supervision timers
         self.watch = None  # started by the web app: the risk watch (alert rules)
+
+    def _open_keyring(self) -> keys.Keyring:
+        """The key for personal data: found, or made by the first process (see command.keys)."""
+        with self.write() as session, session.begin():
+            stored = get_meta(session, keys.FINGERPRINT_META)
+            try:
+                ring, to_store = keys.open_keyring(env_secret=self.settings.secret_key,
+                                                   data_dir=self.settings.data_dir,
+                                                   stored_fingerprint=stored)
+            except keys.KeyMismatch as exc:
+                raise config_mod.ConfigError(str(exc)) from None
+            if to_store:
+                set_meta(session, keys.FINGERPRINT_META, to_store)
+        if not ring.available:
+            log.warning("no key for personal data: registrations with ID numbers or phones, "
+                        "reveals and ID searches answer 503 until CMDCENTER_SECRET_KEY is set "
+                        "or the key file is copied into %s", self.settings.data_dir)
+        return ring
 
     @property
     def bus(self) -> Bus:

@@ -561,7 +561,7 @@ def _local(url: str) -> str:
 DEMO_USERS = (  # name, role, unit
     ("duty", "duty", None), ("leader", "leader", None), ("admin", "admin", None),
     ("township", "township", "DEMO-T01"), ("grid", "grid", "DEMO-T01-G01"),
-    ("police", "dept", "dept.police"),
+    ("police", "dept", "dept.police"), ("desk", "desk", None),
 )
 
 

@@ -57,6 +57,7 @@ from sqlalchemy.orm import Session
 
 from command.alerts import service as alerts_service
 from command.db import next_seq
+from command.matters import numbers
 from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.feeds.models import feeds
@@ -342,7 +343,7 @@ def seed_history(core, *, weeks: int, now: datetime | None = None, seed: int = 0
         summary.skipped += skipped
         if bundles:
             with core.write() as session, session.begin():
-                _write(session, bundles, summary)
+                _write(session, bundles, summary, numbers.prefix(world.locator))
         if progress is not None:
             progress(hours.stop - first, total)
     summary.seconds = time.perf_counter() - started
@@ -1485,13 +1486,16 @@ class _Plan:
 
 # --- writing -------------------------------------------------------------------------------------
 
-def _write(session: Session, bundles: list[_Bundle], summary: Summary) -> None:
+def _write(session: Session, bundles: list[_Bundle], summary: Summary, prefix: str) -> None:
     """Insert the bundles under placeholder seqs, then reserve the real ones (seq, order_seq,
-    alert_seq) in the order of each row's latest change."""
+    alert_seq) in the order of each row's latest change. Matters get their case numbers
+    first (case counters are locked before seq, as everywhere)."""
     rows = [b.incident for b in bundles]
+    numbers.register_new(session, rows, prefix=prefix)
     for row in rows:
         row["seq"] = alerts_service.placeholder_seq()
     session.execute(sa.insert(incidents), rows)
+    numbers.insert_records(session, rows)
     events = sorted((e for b in bundles for e in b.events), key=lambda e: e["at"])
     if events:
         session.execute(sa.insert(incident_events), events)

@@ -8,3 +8,4 @@ from command.incidents import events as _incident_events  # noqa: F401
 from command.orders import models as _orders  # noqa: F401
 from command.users import models as _users  # noqa: F401
 from command.briefing import models as _briefs  # noqa: F401
+from command.matters import models as _matters  # noqa: F401

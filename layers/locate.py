@@ -154,6 +154,11 @@ class Locator:
         """Return True when a unit with this code is known."""
         return code in self._units
 
+    def county_code(self) -> str | None:
+        """Return the code of the county unit (the smallest, if several), or None."""
+        counties = sorted(c for c, u in self._units.items() if u["level"] == "county")
+        return counties[0] if counties else None
+
 
 def _codes(codes: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Map indices to codes as an object array, -1 to None."""

@@ -28,6 +28,7 @@ ROLES = {  # caller -> (role, unit)
     "town1": ("township", "DEMO-T01"), "town2": ("township", "DEMO-T02"),
     "grid1": ("grid", "DEMO-T01-G01"), "grid2": ("grid", "DEMO-T01-G02"),
     "police": ("dept", "dept.police"), "court": ("dept", "dept.court"),
+    "desk": ("desk", None),
 }
 USERS = tuple(ROLES)
 COUNTY = ("duty", "leader", "admin")
@@ -46,6 +47,7 @@ class World:
         self.ids: dict[str, str] = {}
         self.units: dict[str, dict] = {}
         self.points: dict = {}  # unit code -> a point inside it, to report incidents at
+        self.matters: set[str] = set()  # incident ids of matters (the window's clerk sees those)
 
     @property
     def url(self) -> str:
@@ -88,6 +90,8 @@ class World:
         code = node["target"]["code"]
         if role in COUNTY:
             return True
+        if role == "desk":
+            return node["incident_id"] in self.matters
         if role == "township":
             return code == unit or self.units.get(code, {}).get("parent") == unit
         return code == unit
@@ -129,6 +133,10 @@ def world(tmp_path_factory):
                             {"targets": ["DEMO-T01-G01"], "instruction": "请网格员到场"})
             w.ids["node_g01"] = child["id"]
             w.ids["node_t02"] = w.node_of(w.issue(w.ids["inc_t02"], ["DEMO-T02"]), "DEMO-T02")
+            matter = w.ok("desk", "POST", "/api/v1/matters", MATTER)
+            w.ids["matter"], w.ids["matter_id"] = matter["case_no"], matter["id"]
+            w.matters.add(matter["id"])
+            w.ids["node_matter"] = w.node_of(w.issue(matter["id"], ["DEMO-T01"]), "DEMO-T01")
             yield w
         finally:
             server.stop()
@@ -176,6 +184,10 @@ def rule(method: str, path: str, allowed=(), *, status: int = 200, skip=(), body
 
 ALL = CALLERS
 EVERY_USER = USERS
+MATTER = {"type": "dispute", "category": "neighbour", "title": "邻里噪音纠纷", "grid": "DEMO-T01-G01",
+          "parties": [{"role": "applicant", "kind": "person", "name": "张三",
+                       "id_number": "11010519491231002X", "phone": "13812341234"}]}
+WINDOW = ("desk", "duty")
 NODE_ACTIONS_BODY = {"ack": {"note": "收到"}, "progress": {"note": "在办"},
                      "complete": {"result": "已处置"}, "return": {"reason": "不归我管"},
                      "deliver": {}, "cancel": {"note": "撤销"}, "reissue": {"note": "重新下达"}}
@@ -228,6 +240,20 @@ RULES = [
           body=NODE_ACTIONS_BODY["cancel"]),
     *rule("POST", "/api/v1/orders/no-such-node/ack", EVERY_USER, status=404, body={}),
     *rule("POST", "/api/v1/orders/{node_g01}/no-such-action", EVERY_USER, status=404, body={}),
+    # matters: the window (desk, duty) and a township in its own township register; scope as
+    # for incidents, plus the window's clerk; a number in full only for the window and the unit
+    # handling the matter; the audit trail for administrators
+    *rule("POST", "/api/v1/matters", (*WINDOW, "town1"), body=MATTER, special={"town2": 422}),
+    *rule("GET", "/api/v1/matters?since=0", EVERY_USER),
+    *rule("GET", "/api/v1/matters/{matter}", (*COUNTY, "desk", "town1", "grid1")),
+    *rule("GET", "/api/v1/matters/DEMO-1999-000001", EVERY_USER, status=404),
+    *rule("POST", "/api/v1/matters/search", EVERY_USER, body={"q": "纠纷"}),
+    *rule("POST", "/api/v1/matters/{matter}/reveal", (*WINDOW, "town1"),
+          body={"party": 0, "field": "phone", "reason": "联系当事人"}),
+    *rule("PATCH", "/api/v1/matters/{matter}", (*WINDOW, "town1"), body={"risk": "low"}),
+    *rule("POST", "/api/v1/matters/{matter}/close", skip=(*WINDOW, "town1"),
+          body={"closure": "on_the_spot", "note": "当场调解"}),
+    *rule("GET", "/api/v1/audit?subject={matter}", ("admin",)),
 ]
 
 ALERT_RULES = [  # run last: they wait for supervision; the overdue grid node alerts its township
@@ -266,16 +292,18 @@ def test_matrix(world, request, caller, method, path, body, expected):
 
 # --- what the lists and pushes contain ------------------------------------------------------
 
-INCIDENTS_SEEN = {  # caller -> which of the two incidents it sees
-    "duty": {"inc_g01", "inc_t02"}, "leader": {"inc_g01", "inc_t02"},
-    "admin": {"inc_g01", "inc_t02"}, "town1": {"inc_g01"}, "town2": {"inc_t02"},
-    "grid1": {"inc_g01"}, "grid2": set(), "police": {"inc_g01"}, "court": set(),
+INCIDENTS_SEEN = {  # caller -> which of the three incidents it sees (two reports, one matter)
+    "duty": {"inc_g01", "inc_t02", "matter_id"}, "leader": {"inc_g01", "inc_t02", "matter_id"},
+    "admin": {"inc_g01", "inc_t02", "matter_id"}, "town1": {"inc_g01", "matter_id"},
+    "town2": {"inc_t02"}, "grid1": {"inc_g01", "matter_id"}, "grid2": set(),
+    "police": {"inc_g01"}, "court": set(), "desk": {"matter_id"},
 }
 NODES_SEEN = {  # caller -> which of the named nodes it sees
-    "town1": {"node_t01", "node_g01"}, "town2": {"node_t02", "node_late"},
+    "town1": {"node_t01", "node_g01", "node_matter"}, "town2": {"node_t02", "node_late"},
     "grid1": {"node_g01"}, "grid2": set(), "police": {"node_police"}, "court": set(),
+    "desk": {"node_matter"},
 }
-NAMED_NODES = ("node_t01", "node_g01", "node_police", "node_t02", "node_late")
+NAMED_NODES = ("node_t01", "node_g01", "node_police", "node_t02", "node_late", "node_matter")
 
 
 def _named(world: World, ids: set[str], names) -> set[str]:
@@ -288,6 +316,8 @@ def _incident_in_scope(caller: str, item: dict, ordered: dict[str, set]) -> bool
     grid = item["grid"] and item["grid"]["code"]
     if role in COUNTY:
         return True
+    if role == "desk":
+        return item["case_no"] is not None
     mine = {"township": township, "grid": grid}.get(role)
     return mine == unit or unit in ordered.get(item["id"], set())
 
@@ -300,7 +330,7 @@ def test_incident_list_holds_only_the_callers_scope(world, caller):
         ordered.setdefault(n["incident_id"], set()).add(n["target"]["code"])
     items = world.ok(caller, "GET", "/api/v1/incidents?since=0")["items"]
     ids = {i["id"] for i in items}
-    assert _named(world, ids, ("inc_g01", "inc_t02")) == INCIDENTS_SEEN[caller]
+    assert _named(world, ids, ("inc_g01", "inc_t02", "matter_id")) == INCIDENTS_SEEN[caller]
     assert all(_incident_in_scope(caller, i, ordered) for i in items)
     if caller in COUNTY:
         assert len(items) == len(world.ok("duty", "GET", "/api/v1/incidents?since=0")["items"])
@@ -439,7 +469,7 @@ def test_a_new_node_is_pushed_only_to_those_who_may_see_it(world):
         for caller in ("duty", "leader", "admin", "town1", "grid1"):
             assert fields[caller].wait(lambda f: node in f.ids()), f"{caller} did not get it"
         time.sleep(1.0)  # give a wrong push time to arrive
-        for caller in ("town2", "grid2", "police", "court"):
+        for caller in ("town2", "grid2", "police", "court", "desk"):
             assert node not in fields[caller].ids(), f"{caller} was sent a node of DEMO-T01-G01"
     finally:
         for f in fields.values():
@@ -500,5 +530,5 @@ def test_alert_list_holds_only_the_callers_alerts(world, overdue_alert, caller):
     role, unit = ROLES[caller]
     ids = {a["id"] for a in alerts}
     assert (overdue_alert in ids) == (caller in (*COUNTY, "town2"))
-    if role not in COUNTY:
+    if role not in COUNTY and role != "desk":
         assert all(unit in a["units"] for a in alerts)

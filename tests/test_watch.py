@@ -123,22 +123,37 @@ def test_spike_on_a_cell_with_a_quiet_baseline(core):
     assert live(core, "spike") == []
 
 
-def test_repeat_place_counts_the_grid_over_days(core):
+def test_repeat_place_counts_one_spot_over_days(core):
     watch = RiskWatch(core)
     watch(NOW)
     f = feed(core)
+    lon, lat = core.locator().point_in("DEMO-T02-G01")
     for day in (20, 9):
-        report(core, f, minutes=-day * 24 * 60, grid="DEMO-T02-G01", type="dispute")
+        report(core, f, minutes=-day * 24 * 60, lon=lon, lat=lat, type="dispute")
     watch(NOW)
     assert live(core, "repeat_place") == []
-    report(core, f, grid="DEMO-T02-G01", type="petition")
-    report(core, f, grid="DEMO-T02-G01", type="emergency")  # not a dispute/petition
+    report(core, f, lon=lon, lat=lat, type="petition")
+    report(core, f, lon=lon, lat=lat, type="emergency")  # not a dispute/petition
     watch(NOW)
-    (alert,) = live(core, "repeat_place")  # reported by grid code: all at the grid's point
+    (alert,) = live(core, "repeat_place")
     assert alert["level"] == "yellow" and len(alert["incidents"]) == 3
     assert "DEMO-T02-G01" in alert["units"] and "200米范围内" in alert["message"]
     # the oldest leaves the 30 days 10 days from now: the situation ends then
     assert alert["expires_at"] == (NOW + timedelta(days=10)).astimezone(SHANGHAI).isoformat()
+
+
+def test_grid_placed_reports_take_no_part_in_distance_rules(core):
+    """Placed only at their grid (approximate), reports neither make a repeat place nor a
+    gathering, however many there are (requirement of the one-window issue)."""
+    watch = RiskWatch(core)
+    watch(NOW)
+    f = feed(core)
+    for day in (20, 9, 0):
+        report(core, f, minutes=-day * 24 * 60 - 5, grid="DEMO-T02-G01", type="dispute")
+    for _ in range(4):
+        report(core, f, grid="DEMO-T02-G01", type="emergency")
+    watch(NOW)
+    assert live(core, "repeat_place") == [] and live(core, "mass_gathering") == []
 
 
 def test_restart_loses_nothing_and_raises_nothing_twice(core):

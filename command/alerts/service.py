@@ -164,9 +164,25 @@ def list_alerts(session: Session, status: str = "open", since_seq: int | None = 
     if since_seq is not None:
         stmt = stmt.where(alerts.c.seq > since_seq)
     out = [_dict(r._mapping) for r in session.execute(stmt)]
-    if by is not None and not by.county_wide:
+    if by is not None and by.matters_only:
+        matters = matter_ids(session, [i for a in out for i in a["incidents"]])
+        out = [a for a in out if a["incidents"] and all(i in matters for i in a["incidents"])]
+    elif by is not None and not by.county_wide:
         out = [a for a in out if by.unit_code in a["units"]]
     return out
+
+
+def matter_ids(session: Session, incident_ids: list[str]) -> set[str]:
+    """Which of these incidents are matters (the window's clerk sees alerts about those)."""
+    from command.incidents.models import incidents
+    from command.matters.categories import MATTER_TYPES
+
+    found: set[str] = set()
+    unique = list(dict.fromkeys(incident_ids))
+    for chunk in _chunks(unique):
+        found.update(session.execute(sa.select(incidents.c.id).where(
+            incidents.c.id.in_(chunk), incidents.c.type.in_(MATTER_TYPES))).scalars())
+    return found
 
 
 def get(session: Session, alert_id: str) -> dict:

@@ -53,7 +53,7 @@ UPDATE_GAP = timedelta(seconds=10)
 _COLUMNS = (incidents.c.id, incidents.c.seq, incidents.c.type, incidents.c.severity,
             incidents.c.people, incidents.c.occurred_at, incidents.c.received_at,
             incidents.c.lon, incidents.c.lat, incidents.c.township_code, incidents.c.grid_code,
-            incidents.c.status, feeds.c.name.label("feed"))
+            incidents.c.status, incidents.c.approximate, feeds.c.name.label("feed"))
 
 
 def rules_config(settings) -> RulesConfig:
@@ -109,7 +109,7 @@ class RiskWatch:
             cursor = self._cursor
             examined = last_seq(session)
             rows = session.execute(
-                sa.select(*_COLUMNS).join(feeds, feeds.c.id == incidents.c.feed_id)
+                sa.select(*_COLUMNS).outerjoin(feeds, feeds.c.id == incidents.c.feed_id)
                 .where(incidents.c.seq > cursor, incidents.c.seq <= examined)
                 .order_by(incidents.c.seq).limit(BATCH)).all()
             locator = self.core.units.current(session)
@@ -132,7 +132,8 @@ class RiskWatch:
                 if row.status in DROPPED:
                     stream.forget(event["id"])
                 continue
-            if stream.feed_seen(event["feed"], event["received_at"]):
+            if event["feed"] is not None and stream.feed_seen(event["feed"],
+                                                              event["received_at"]):
                 resolves.append(f"feed_silence:{event['feed']}")
             # a row received long ago is history written in bulk (seed-history, an import):
             # it joins the baselines but is no news to alert on
@@ -234,7 +235,7 @@ class RiskWatch:
         stream = RuleStream(self.cfg, started=now)
         locator = self.core.units.current(session)
         rows = session.execute(
-            sa.select(*_COLUMNS).join(feeds, feeds.c.id == incidents.c.feed_id)
+            sa.select(*_COLUMNS).outerjoin(feeds, feeds.c.id == incidents.c.feed_id)
             .where(incidents.c.occurred_at > now - stream.horizon, incidents.c.seq <= stored)
             .order_by(incidents.c.occurred_at))
         count = 0
@@ -265,10 +266,12 @@ class RiskWatch:
     def _event(self, row, locator: Locator) -> dict:
         if locator is not self._locator:  # new boundaries: unit names may have changed
             self._units, self._locator = {}, locator
+        # a position known only as "somewhere in this grid" takes no part in distance rules
+        point = (None, None) if row["approximate"] else (row["lon"], row["lat"])
         return {
             "id": row["id"], "type": row["type"], "severity": row["severity"],
             "people": row["people"], "occurred_at": row["occurred_at"],
-            "received_at": row["received_at"], "lon": row["lon"], "lat": row["lat"],
+            "received_at": row["received_at"], "lon": point[0], "lat": point[1],
             "township": self._unit(locator, row["township_code"]),
             "grid": self._unit(locator, row["grid_code"]), "feed": row["feed"],
             "status": row["status"],

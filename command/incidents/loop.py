@@ -62,7 +62,7 @@ def stage_transition(session: Session, incident_id: str, *, to: str, by: Princip
                 workflow.successors(state))
     else:
         if not by.sees_incident(row["township_code"], row["grid_code"],
-                                ordered_units(session, incident_id)):
+                                ordered_units(session, incident_id), type_code=row["type"]):
             raise Forbidden(f"{by.name} may not act on incident {incident_id}")
         workflow.check(state, to, by.role)
         if state == "escalated" and to == "accepted" and by.role == "township" \
@@ -126,7 +126,7 @@ def _row(session: Session, incident_id: str, *, lock: bool = False):
     from command.feeds.models import feeds
 
     stmt = (sa.select(incidents, feeds.c.name.label("feed_name"))
-            .join(feeds, feeds.c.id == incidents.c.feed_id)
+            .outerjoin(feeds, feeds.c.id == incidents.c.feed_id)
             .where(incidents.c.id == incident_id))
     if lock:
         stmt = stmt.with_for_update(of=incidents)

@@ -8,7 +8,8 @@ incidents = sa.Table(
     "incidents", metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("seq", sa.BigInteger, nullable=False, unique=True),
-    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id"), nullable=False),
+    # null: registered at the window or reported from a phone, not sent by a feed
+    sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id"), nullable=True),
     sa.Column("source_id", sa.String(128), nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("type", sa.String(32), nullable=False),
@@ -29,6 +30,11 @@ incidents = sa.Table(
     sa.Column("merged_into", sa.String(32), nullable=True),
     sa.Column("rating", sa.SmallInteger, nullable=True),  # follow-up satisfaction 1-5
     sa.Column("level", sa.String(16), nullable=False, default="grid"),  # who handles it now
+    sa.Column("channel", sa.String(16), nullable=False, default="feed"),  # the door it came in by
+    sa.Column("category", sa.String(32), nullable=True),  # what a matter is about
+    sa.Column("case_no", sa.String(40), nullable=True, unique=True),  # matters only, for life
+    # placed at its grid, not at a measured point: left out of every distance rule
+    sa.Column("approximate", sa.Boolean, nullable=False, default=False),
     sa.UniqueConstraint("feed_id", "source_id", name="uq_incidents_feed_source"),
     sa.Index("ix_incidents_occurred_at", "occurred_at"),
     sa.Index("ix_incidents_feed_received", "feed_id", "received_at"),  # feed silence

@@ -16,6 +16,7 @@ from command.clock import SHANGHAI
 from command.errors import DomainError
 from command.payload import clean_text
 from command.incidents.types import TYPE_LABELS, normalise_type
+from command.matters.categories import CATEGORY_LABELS, is_matter, normalise_category
 
 CRS_VALUES = ("wgs84", "cgcs2000", "gcj02", "bd09")
 MAX_FUTURE = timedelta(minutes=5)
@@ -64,6 +65,7 @@ class Report(BaseModel):
     people: StrictInt | None = Field(default=None, ge=0, le=10_000_000)
     reporter: Text = Field(default=None, max_length=100)
     phone: Text = Field(default=None, max_length=40)
+    category: Text = Field(default=None, max_length=40)
 
     @field_validator("type")
     @classmethod
@@ -72,6 +74,18 @@ class Report(BaseModel):
         if code is None:
             allowed = "、".join(f"{c}/{label}" for c, label in TYPE_LABELS.items())
             raise PydanticCustomError("unknown_type", f"unknown type {value!r}; one of: {allowed}")
+        return code
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        code = normalise_category(value)
+        if code is None:
+            allowed = "、".join(f"{c}/{label}" for c, label in CATEGORY_LABELS.items())
+            raise PydanticCustomError("invalid_field", f"unknown category {value!r}; one of: "
+                                                       f"{allowed}")
         return code
 
     @field_validator("occurred_at")
@@ -101,7 +115,14 @@ class Report(BaseModel):
             missing = "lon" if self.lon is None else "lat"
             raise PydanticCustomError("missing_field_" + missing,
                                       "lon and lat are required unless grid names a grid code")
+        if not is_matter(self.type):
+            self.category = None  # a category says what a matter is about; others have none
         return self
+
+    @property
+    def approximate(self) -> bool:
+        """Placed at its grid only (no measured point)."""
+        return self.lon is None or self.lat is None
 
     @property
     def occurred(self) -> datetime:
@@ -166,6 +187,8 @@ def fingerprint(report: Report, lon: float, lat: float) -> str:
         report.title, report.description or "", report.severity, report.people,
         report.reporter, report.phone,
     ]
+    if report.category is not None:  # absent from digests stored before categories existed
+        content.append(report.category)
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 

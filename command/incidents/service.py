@@ -19,6 +19,7 @@ from command.incidents.models import incidents
 from command.incidents.schemas import Report, fingerprint, mask_phone, validate
 from command.incidents.types import TYPE_LABELS
 from command.incidents.workflow import STATE_LABELS
+from command.matters.categories import MATTER_TYPES, category_label, channel_label
 from layers.crs import to_wgs84
 from layers.locate import Locator
 
@@ -154,24 +155,44 @@ def _insert(session: Session, feed: Feed, fresh: dict[int, Placed], *, locator: 
             grids[j] = p.report.grid
             townships[j] = locator.unit(p.report.grid)["parent"]
 
-    first = next_seq(session, len(items))
     rows = []
     for j, p in enumerate(items):
         r = p.report
         rows.append({
-            "id": uuid.uuid4().hex, "seq": first + j, "feed_id": feed.id, "source_id": r.id,
+            "id": uuid.uuid4().hex, "seq": None, "feed_id": feed.id, "source_id": r.id,
             "fingerprint": p.fingerprint, "type": r.type, "severity": r.severity,
             "title": r.title, "description": r.description or "", "people": r.people,
             "reporter": r.reporter, "phone": r.phone, "occurred_at": r.occurred,
             "received_at": now, "lon": p.lon, "lat": p.lat, "township_code": townships[j],
             "grid_code": grids[j], "outside": outside[j], "status": "reported",
+            "channel": "feed", "category": r.category, "case_no": None,
+            "approximate": r.approximate,
         })
-    session.execute(sa.insert(incidents), rows)
+    insert_incidents(session, rows, locator=locator)
     return {i: row_dict(row, feed.name, locator) for i, row in zip(order, rows)}
 
 
-def row_dict(row: dict, feed_name: str, locator: Locator) -> dict:
+def insert_incidents(session: Session, rows: list[dict], *, locator: Locator,
+                     records: bool = True) -> None:
+    """Insert new incident rows: matters get their case numbers (and, with `records`, their
+    bare matter records), then every row its seq (reserved last: the counter stays locked until
+    commit). A row without a `source_id` takes its case number (or id) as one."""
+    from command.matters import numbers
+
+    numbers.register_new(session, rows, prefix=numbers.prefix(locator))
+    first = next_seq(session, len(rows))
+    for j, row in enumerate(rows):
+        row["seq"] = first + j
+        if row.get("source_id") is None:
+            row["source_id"] = row.get("case_no") or row["id"]
+    session.execute(sa.insert(incidents), rows)
+    if records:
+        numbers.insert_records(session, rows)
+
+
+def row_dict(row: dict, feed_name: str | None, locator: Locator) -> dict:
     """The wire form of an incident from a mapping of its columns (phone masked)."""
+    category = row.get("category")
     return {
         "id": row["id"], "seq": row["seq"], "feed": feed_name, "source_id": row["source_id"],
         "type": row["type"], "type_label": TYPE_LABELS.get(row["type"], row["type"]),
@@ -186,6 +207,10 @@ def row_dict(row: dict, feed_name: str, locator: Locator) -> dict:
         "status_label": STATE_LABELS.get(row["status"], row["status"]),
         "level": row.get("level") or "grid", "merged_into": row.get("merged_into"),
         "rating": row.get("rating"),
+        "case_no": row.get("case_no"), "channel": row.get("channel") or "feed",
+        "channel_label": channel_label(row.get("channel") or "feed"),
+        "category": category, "category_label": category_label(category),
+        "approximate": bool(row.get("approximate")),
     }
 
 
@@ -204,6 +229,8 @@ def scope_filter(principal):
 
     if principal is None or principal.county_wide:
         return None
+    if principal.matters_only:
+        return incidents.c.type.in_(MATTER_TYPES)
     ordered = incidents.c.id.in_(sa.select(order_nodes.c.incident_id)
                                  .where(order_nodes.c.target_code == principal.unit_code))
     if principal.role == "township":
@@ -215,8 +242,10 @@ def scope_filter(principal):
     return sa.false()
 
 
-def since(session: Session, seq: int, *, limit: int, locator: Locator, principal=None) -> dict:
-    """The changes after `seq` that `principal` may see, ascending, at most `limit`.
+def since(session: Session, seq: int, *, limit: int, locator: Locator, principal=None,
+          where=None) -> dict:
+    """The changes after `seq` that `principal` may see (and `where` keeps), ascending, at
+    most `limit`.
 
     `last_seq` is how far the reader has examined: with a scope, changes it may not see are
     skipped, so a screen never waits for a number it will not be shown.
@@ -226,10 +255,13 @@ def since(session: Session, seq: int, *, limit: int, locator: Locator, principal
 
     examined = last_seq(session)  # read first: every seq up to it is committed
     stmt = (sa.select(incidents, feeds.c.name.label("feed_name"))
-            .join(feeds, feeds.c.id == incidents.c.feed_id)
+            .outerjoin(feeds, feeds.c.id == incidents.c.feed_id)
             .where(incidents.c.seq > seq, incidents.c.seq <= examined)
             .order_by(incidents.c.seq).limit(limit))
-    where = scope_filter(principal)
+    scope = scope_filter(principal)
+    if where is not None:
+        scope = where if scope is None else sa.and_(scope, where)
+    where = scope
     if where is not None:
         stmt = stmt.where(where)
     items = [row_dict(r._mapping, r.feed_name, locator) for r in session.execute(stmt)]
@@ -244,7 +276,7 @@ def recent(session: Session, *, after: datetime, locator: Locator, limit: int = 
     from command.feeds.models import feeds
 
     stmt = (sa.select(incidents, feeds.c.name.label("feed_name"))
-            .join(feeds, feeds.c.id == incidents.c.feed_id)
+            .outerjoin(feeds, feeds.c.id == incidents.c.feed_id)
             .where(incidents.c.occurred_at >= after)
             .order_by(incidents.c.occurred_at.desc()).limit(limit))
     where = scope_filter(principal)

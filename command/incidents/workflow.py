@@ -32,7 +32,7 @@ STATE_LABELS = {
 STATES = tuple(STATE_LABELS)
 FINAL = ("closed", "merged", "false_alarm")
 
-COUNTY = ("duty", "leader", "admin")
+COUNTY = ("duty", "leader", "admin", "desk")  # desk: on matters only (scope)
 LOCAL = ("township", "grid")
 
 # state -> {next state: roles allowed to make the move}
@@ -54,7 +54,7 @@ TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
 # levels from bottom to top; an incident's `level` says who handles it now
 LEVELS = ("grid", "township", "county")
 ROLE_LEVEL = {"grid": "grid", "township": "township", "duty": "county", "leader": "county",
-              "admin": "county"}
+              "admin": "county", "desk": "county"}
 
 
 class TransitionError(DomainError):

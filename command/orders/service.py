@@ -426,7 +426,12 @@ def visible_nodes(session: Session, *, by: Principal, open_only: bool = False,
                   since_seq: int | None = None, locator: Locator | None = None) -> list[dict]:
     """The nodes `by` may see, by seq: a grid or dept its own, a township its own and its grids'."""
     stmt = sa.select(order_nodes).order_by(order_nodes.c.seq)
-    if not by.county_wide:
+    if by.matters_only:
+        from command.matters.categories import MATTER_TYPES
+
+        stmt = stmt.where(order_nodes.c.incident_id.in_(
+            sa.select(incidents.c.id).where(incidents.c.type.in_(MATTER_TYPES))))
+    elif not by.county_wide:
         if by.unit_code is None:
             return []
         codes = [by.unit_code]

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 
 from command.db import UTCDateTime, metadata
 
-ROLES = ("duty", "leader", "township", "grid", "dept", "admin")
+ROLES = ("duty", "leader", "township", "grid", "dept", "admin", "desk")
 
 users = sa.Table(
     "users", metadata,

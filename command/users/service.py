@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from command.errors import DomainError, NotFound
 from command.units.models import units
 from command.users.models import ROLES, users
-from command.users.principal import COUNTY_ROLES, Principal
+from command.users.principal import COUNTY_LEVEL_ROLES, Principal
 
 MAX_FAILED_LOGINS = 5
 LOCK_FOR = timedelta(minutes=15)
@@ -81,7 +81,7 @@ def create(session: Session, *, name: str, role: str, unit_code: str | None, pas
         raise DomainError("invalid_field", f"role must be one of {', '.join(ROLES)}", "role")
     level = UNIT_LEVEL_FOR_ROLE.get(role)
     if level is None:
-        unit_code = None if role in COUNTY_ROLES else unit_code
+        unit_code = None if role in COUNTY_LEVEL_ROLES else unit_code
     else:
         if not unit_code:
             raise DomainError("missing_field", f"a {role} user needs --unit (or --dept)", "unit")

@@ -17,12 +17,14 @@ from command.db import get_meta, set_meta
 from command import payload
 from command.web import api, auth, command_api, respond, sockets
 from command.web.briefs_api import briefs_api
+from command.web.matters_api import matters_api
+from command.web.receipt import receipt
 from command.web.risk_api import risk_api
 
 log = logging.getLogger(__name__)
 
 PAGES = ("command.web.pages.wall", "command.web.pages.command", "command.web.pages.township",
-         "command.web.pages.grid")
+         "command.web.pages.grid", "command.web.pages.desk")
 
 
 class _EventContext(RequestContext):
@@ -81,6 +83,8 @@ def create_app(settings: Settings, *, core: Core | None = None,
     server.register_blueprint(command_api.command_api)
     server.register_blueprint(briefs_api)
     server.register_blueprint(risk_api)
+    server.register_blueprint(matters_api)
+    server.register_blueprint(receipt)
 
     app = dash.Dash(
         "cmdcenter", server=server, use_pages=True, pages_folder="",
@@ -101,7 +105,8 @@ def create_app(settings: Settings, *, core: Core | None = None,
     sockets.register(sockets.socketio)
     sockets.subscribe(sockets.socketio, core.bus, settings.live_flush_ms / 1000,
                       parent_of=lambda code: _parent(core, code),
-                      ordered_units=lambda ids: _ordered_units(core, ids))
+                      ordered_units=lambda ids: _ordered_units(core, ids),
+                      matter_ids=lambda ids: _matter_ids(core, ids))
     if start_background:
         from command.orders import supervision
         from command.scheduler import Scheduler
@@ -118,6 +123,13 @@ def _ordered_units(core: Core, incident_ids: list[str]) -> dict[str, tuple[str, 
 
     with core.read() as session:
         return units_with_orders(session, incident_ids)
+
+
+def _matter_ids(core: Core, incident_ids: list[str]) -> set[str]:
+    from command.matters.service import matter_ids
+
+    with core.read() as session:
+        return matter_ids(session, incident_ids)
 
 
 def _parent(core: Core, code: str) -> str | None:

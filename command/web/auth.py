@@ -29,10 +29,11 @@ PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon", "/health
                    "/socket.io", "/api/v1/reports")
 # where each role lands after signing in
 HOME = {"duty": "/", "leader": "/command", "admin": "/", "township": "/township",
-        "grid": "/grid", "dept": "/township"}
+        "grid": "/grid", "dept": "/township", "desk": "/desk"}
 # which roles each page is for; others are sent to their own page
 PAGE_ROLES = {"/": COUNTY_ROLES, "/command": COUNTY_ROLES,
-              "/township": ("township", "dept", *COUNTY_ROLES), "/grid": ("grid",)}
+              "/township": ("township", "dept", *COUNTY_ROLES), "/grid": ("grid",),
+              "/desk": ("desk", "duty", "township", "admin")}
 
 
 class SessionInterface(SecureCookieSessionInterface):

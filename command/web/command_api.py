@@ -64,7 +64,7 @@ def incident_detail(principal, incident_id):
         ordered = loop.ordered_units(session, incident_id)
         township, grid = incident["township"], incident["grid"]
         if not principal.sees_incident(township and township["code"], grid and grid["code"],
-                                       ordered):
+                                       ordered, type_code=incident["type"]):
             raise DomainError("forbidden", "this incident is outside your scope")
         return {**incident, "timeline": loop.timeline(session, incident_id),
                 "orders": orders.order_tree(session, incident_id),
@@ -148,7 +148,11 @@ def list_alerts(principal):
 def alert_detail(principal, alert_id):
     def detail(session, locator):
         alert = alerts_service.get(session, alert_id)
-        if not (principal.county_wide or principal.unit_code in alert["units"]):
+        if principal.matters_only:
+            named = alert["incidents"]
+            if not named or alerts_service.matter_ids(session, named) != set(named):
+                raise DomainError("forbidden", "this alert is outside your scope")
+        elif not (principal.county_wide or principal.unit_code in alert["units"]):
             raise DomainError("forbidden", "this alert is outside your scope")
         return {**alert, "history": alerts_service.history(session, alert_id)}
     return _read(detail)

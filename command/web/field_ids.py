@@ -32,3 +32,13 @@ GRID_STATUS = "grid-live-status"
 GRID_BANNER = "grid-banner"
 GRID_CARDS = "grid-cards"
 GRID_MESSAGE = "grid-message"
+
+# /desk: the one window (无差别受理窗口)
+DESK_STATE = "desk-state"
+DESK_STATUS = "desk-live-status"
+DESK_FORM = "desk-form"
+DESK_EARLIER = "desk-earlier"
+DESK_QUEUE = "desk-queue"
+DESK_QUEUE_COUNT = "desk-queue-count"
+DESK_DETAIL = "desk-detail"
+DESK_MESSAGE = "desk-message"

@@ -17,7 +17,8 @@ from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.incidents import service as incidents_service
 from command.orders import service as orders_service
-from command.users.principal import Principal, incident_rooms
+from command.matters.categories import is_matter
+from command.users.principal import MATTERS_ROOM, Principal, incident_rooms
 from command.web.auth import principal_from
 
 log = logging.getLogger(__name__)
@@ -165,20 +166,46 @@ class IncidentTargets:
     def __call__(self, item: dict) -> list[str]:
         township, grid = item.get("township"), item.get("grid")
         return incident_rooms(township and township["code"], grid and grid["code"],
-                              self._ordered.get(item["id"], ()))
+                              self._ordered.get(item["id"], ()), matter=is_matter(item["type"]))
 
 
-def node_targets(parent_of):
-    """Rooms for an order-node change: the county, its unit and the unit above."""
-    def rooms(item: dict) -> list[str]:
+class NodeTargets:
+    """Rooms for an order-node change: the county, its unit and the unit above, and the
+    window's clerks when the order is on a matter (one query per batch)."""
+
+    def __init__(self, parent_of, matter_ids) -> None:
+        self._parent_of = parent_of
+        self._matter_ids = matter_ids  # incident ids -> the set of those that are matters
+        self._matters: set[str] = set()
+
+    def prepare(self, batch: list[dict]) -> None:
+        self._matters = self._matter_ids([item["incident_id"] for item in batch])
+
+    def __call__(self, item: dict) -> list[str]:
         code = item["target"]["code"]
-        return ["county", f"unit:{code}"] + [f"unit:{p}" for p in [parent_of(code)] if p]
-    return rooms
+        rooms = ["county", f"unit:{code}"] + [f"unit:{p}" for p in [self._parent_of(code)] if p]
+        if item["incident_id"] in self._matters:
+            rooms.append(MATTERS_ROOM)
+        return rooms
 
 
-def alert_targets(item: dict) -> list[str]:
-    """Rooms for an alert change: the county and the units concerned."""
-    return ["county"] + [f"unit:{code}" for code in item.get("units", [])]
+class AlertTargets:
+    """Rooms for an alert change: the county and the units concerned, and the window's clerks
+    when every incident it names is a matter."""
+
+    def __init__(self, matter_ids) -> None:
+        self._matter_ids = matter_ids
+        self._matters: set[str] = set()
+
+    def prepare(self, batch: list[dict]) -> None:
+        self._matters = self._matter_ids([i for item in batch for i in item.get("incidents", [])])
+
+    def __call__(self, item: dict) -> list[str]:
+        rooms = ["county"] + [f"unit:{code}" for code in item.get("units", [])]
+        named = item.get("incidents") or []
+        if named and all(i in self._matters for i in named):
+            rooms.append(MATTERS_ROOM)
+        return rooms
 
 
 class Broadcaster:
@@ -341,12 +368,13 @@ def register(sio: SocketIO) -> None:
     sio.on_namespace(FieldNamespace("/field"))
 
 
-def subscribe(sio: SocketIO, bus, flush_seconds: float, parent_of, ordered_units) -> None:
+def subscribe(sio: SocketIO, bus, flush_seconds: float, parent_of, ordered_units,
+              matter_ids) -> None:
     """Carry the bus topics to the screens: incidents to /live, order nodes to /live and
     /field, alerts to /live."""
     bus.subscribe("incidents", Broadcaster(sio, flush_seconds, IncidentTargets(ordered_units),
                                            [("/live", "incidents")]))
-    bus.subscribe("orders", Broadcaster(sio, flush_seconds, node_targets(parent_of),
+    bus.subscribe("orders", Broadcaster(sio, flush_seconds, NodeTargets(parent_of, matter_ids),
                                         [("/live", "orders"), ("/field", "orders")]))
-    bus.subscribe("alerts", Broadcaster(sio, flush_seconds, alert_targets,
+    bus.subscribe("alerts", Broadcaster(sio, flush_seconds, AlertTargets(matter_ids),
                                         [("/live", "alerts")]))

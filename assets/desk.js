@@ -1,0 +1,604 @@
+/*
+ * The one window `/desk` (command/web/pages/desk.py): registration, earlier matters, the queue.
+ *
+ * The page's state store hands the opening state to `startWindow` (a clientside callback; nothing
+ * runs on other pages). Then:
+ *   - the registration form is plain DOM drawn here, every field in Tab order; Ctrl+Enter saves
+ *     (POST /api/v1/matters with an Idempotency-Key, so a retried save never registers twice),
+ *     then the 受理回执 is printed from a hidden frame (/desk/receipt/<case_no>?print=1);
+ *     Alt+P adds a party, Alt+D removes the party holding the focus;
+ *   - ID numbers are checked as they are typed (GB 11643: length, birth date, MOD 11-2 check
+ *     character) and credit codes (GB 32100 MOD 31) — only to help: the server decides;
+ *   - a valid ID number or credit code, or a phone, asks POST /api/v1/matters/search and lists
+ *     the person's earlier matters beside the form (a same phone: "possibly the same person");
+ *   - the queue (matters registered and not routed or closed, newest first) is kept live from
+ *     Socket.IO /live `incidents`, with `since` catch-up on connect and on a seq gap.
+ *
+ * Test hooks: window.cmdcenterWindow = {connected(), queue(), lastSaved(), socket()}.
+ */
+(function () {
+    "use strict";
+
+    var TZ_MS = 8 * 3600 * 1000;
+    var ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    var ID_CHECK = "10X98765432";
+    var CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+    var CREDIT_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+
+    var S = null;
+    var live = null;
+    var listening = false;
+
+    // --- small helpers ------------------------------------------------------------------------
+    function el(tag, attrs, children) {
+        var node = document.createElement(tag);
+        Object.keys(attrs || {}).forEach(function (k) {
+            var v = attrs[k];
+            if (v === null || v === undefined || v === false) { return; }
+            if (k === "text") { node.textContent = v; } else if (k === "className") { node.className = v; }
+            else if (k === "value") { node.value = v; } else { node.setAttribute(k, v === true ? "" : v); }
+        });
+        (children || []).forEach(function (c) {
+            if (c !== null && c !== undefined) { node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); }
+        });
+        return node;
+    }
+
+    function byId(id) { return document.getElementById(id); }
+
+    function csrf() {
+        var m = document.cookie.match(/(?:^|;\s*)_csrf_token=([^;]*)/);
+        return m ? decodeURIComponent(m[1]) : "";
+    }
+
+    function api(method, path, body, headers) {
+        var init = {method: method, credentials: "same-origin", headers: Object.assign({"Accept": "application/json"}, headers || {})};
+        if (method !== "GET") {
+            init.headers["Content-Type"] = "application/json";
+            init.headers["X-CSRFToken"] = csrf();
+            init.body = JSON.stringify(body || {});
+        }
+        return fetch(path, init).then(function (r) {
+            return r.json().catch(function () { return {}; }).then(function (data) {
+                if (!r.ok) {
+                    var err = new Error((data && data.error && data.error.message) || ("请求失败（" + r.status + "）"));
+                    err.field = data && data.error && data.error.field;
+                    err.status = r.status;
+                    throw err;
+                }
+                return data;
+            });
+        });
+    }
+
+    function uuid() {
+        if (window.crypto && window.crypto.randomUUID) { return window.crypto.randomUUID(); }
+        return "k-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+    }
+
+    function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+    function localInput(ms) {  // "YYYY-MM-DD HH:MM" in China time (one field, one Tab stop)
+        var d = new Date(ms + TZ_MS);
+        return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) +
+            " " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+    }
+
+    function shortTime(iso) {
+        var t = Date.parse(iso);
+        if (isNaN(t)) { return ""; }
+        var d = new Date(t + TZ_MS);
+        return pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+    }
+
+    function toast(text, kind) {
+        var box = byId(S.cfg.ids.desk_message);
+        if (!box) { return; }
+        box.textContent = text;
+        box.className = "cc-toast is-" + (kind || "ok");
+        clearTimeout(S.toastTimer);
+        S.toastTimer = setTimeout(function () { box.className = "cc-toast"; }, kind === "error" ? 8000 : 4000);
+    }
+
+    function status(text, cls) {
+        var box = byId(S.cfg.ids.desk_status);
+        if (box) { box.textContent = text; box.className = "cc-live " + cls; }
+    }
+
+    function options(pairs, selected, blank) {
+        var out = blank === undefined ? [] : [el("option", {value: "", text: blank})];
+        pairs.forEach(function (p) {
+            out.push(el("option", {value: p[0], text: p[1], selected: p[0] === selected}));
+        });
+        return out;
+    }
+
+    // --- identity checks (mirrors command/matters/identity.py; the server has the last word) -----
+    function idProblem(value) {
+        if (value.length < 18) { return value.length ? "已输入 " + value.length + "/18 位" : ""; }
+        if (value.length > 18) { return "身份证号应为18位"; }
+        if (!/^\d{17}[\dX]$/.test(value)) { return "前17位应为数字，最后一位为数字或X"; }
+        var y = +value.slice(6, 10), m = +value.slice(10, 12), d = +value.slice(12, 14);
+        var born = new Date(Date.UTC(y, m - 1, d));
+        if (born.getUTCFullYear() !== y || born.getUTCMonth() !== m - 1 || born.getUTCDate() !== d) {
+            return "出生日期 " + value.slice(6, 14) + " 不存在";
+        }
+        if (born.getTime() > Date.now() + TZ_MS || y < 1880) { return "出生日期不可能"; }
+        var sum = 0;
+        for (var i = 0; i < 17; i++) { sum += (+value[i]) * ID_WEIGHTS[i]; }
+        if (value[17] !== ID_CHECK[sum % 11]) { return "校验位错误，请核对"; }
+        return null;
+    }
+
+    function idSummary(value) {
+        return "校验通过 · " + (+value[16] % 2 ? "男" : "女") + " · " + value.slice(6, 10) + "-" +
+            value.slice(10, 12) + "-" + value.slice(12, 14) + " 生";
+    }
+
+    function creditProblem(value) {
+        if (value.length < 18) { return value.length ? "已输入 " + value.length + "/18 位" : ""; }
+        if (value.length > 18) { return "统一社会信用代码应为18位"; }
+        var sum = 0;
+        for (var i = 0; i < 18; i++) {
+            if (CREDIT_ALPHABET.indexOf(value[i]) < 0) { return "含不允许的字符 " + value[i] + "（不用 I O S V Z）"; }
+            if (i < 17) { sum += CREDIT_ALPHABET.indexOf(value[i]) * CREDIT_WEIGHTS[i]; }
+        }
+        if (value[17] !== CREDIT_ALPHABET[(31 - sum % 31) % 31]) { return "校验位错误，请核对"; }
+        return null;
+    }
+
+    // --- the form -----------------------------------------------------------------------------
+    function field(label, control, hint) {
+        var id = "dk-" + control.getAttribute("data-field").replace(/[^a-z0-9]+/gi, "-");
+        control.id = id;
+        return el("div", {className: "dk-field"}, [
+            el("label", {"for": id, text: label}), control,
+            el("div", {className: "dk-hint", "data-hint-for": control.getAttribute("data-field"), text: hint || ""})
+        ]);
+    }
+
+    function input(name, attrs) {
+        return el("input", Object.assign({"data-field": name, name: name, autocomplete: "off"}, attrs || {}));
+    }
+
+    function select(name, pairs, selected, blank) {
+        return el("select", {"data-field": name, name: name}, options(pairs, selected, blank));
+    }
+
+    function textarea(name, rows) {
+        return el("textarea", {"data-field": name, name: name, rows: rows || 3});
+    }
+
+    function renderForm() {
+        var cfg = S.cfg;
+        var box = byId(cfg.ids.desk_form);
+        box.textContent = "";
+        var town = select("township", cfg.townships, cfg.townships.length === 1 ? cfg.townships[0][0] : "", "选择乡镇（街道）");
+        var grid = select("grid", [], "", "选择村（社区）网格");
+        town.addEventListener("change", function () { fillGrids(town.value); });
+        S.form = {
+            type: select("type", cfg.types, "dispute"),
+            category: select("category", cfg.categories, "", "（未分类）"),
+            channel: select("channel", cfg.channels, "visit"),
+            title: input("title", {maxlength: 200, placeholder: "一句话说明事项，如：讨要拖欠工资"}),
+            occurred_at: input("occurred_at", {maxlength: 16, placeholder: "2026-01-31 09:30", spellcheck: "false"}),
+            township: town, grid: grid,
+            lon: input("lon", {inputmode: "decimal", placeholder: "可不填"}),
+            lat: input("lat", {inputmode: "decimal", placeholder: "可不填"}),
+            summary: textarea("summary", 3), request: textarea("request", 2),
+            people: input("people", {type: "number", min: 0, step: 1}),
+            amount: input("amount", {type: "number", min: 0, step: "0.01"}),
+            risk: select("risk", cfg.risks, "", "（未评估）"),
+            severity: select("severity", [["4", "Ⅳ级 一般"], ["3", "Ⅲ级 较大"], ["2", "Ⅱ级 重大"], ["1", "Ⅰ级 特别重大"]], "4"),
+            closure: select("closure", [["", "进入分流（等待交办）"]].concat(cfg.closures), ""),
+            note: textarea("note", 2)
+        };
+        var f = S.form;
+        S.parties = el("div", {className: "dk-parties"});
+        var addBtn = el("button", {type: "button", className: "cc-btn cc-btn-small dk-add", text: "＋ 添加当事人（Alt+P）"});
+        addBtn.addEventListener("click", function () { addParty(true); });
+        var save = el("button", {type: "button", className: "cc-btn cc-btn-primary dk-save", text: "保存并打印回执（Ctrl+Enter）"});
+        save.addEventListener("click", submit);
+        box.appendChild(el("div", {className: "dk-grid"}, [
+            field("事项类型", f.type), field("纠纷类别", f.category), field("来源渠道", f.channel),
+            el("div", {className: "dk-wide"}, [field("事项标题 *", f.title)]),
+            field("发生时间", f.occurred_at, "默认为登记时间"),
+            field("乡镇（街道）", f.township), field("村（社区）网格 *", f.grid, "只知道村名时选网格即可"),
+            field("经度", f.lon), field("纬度", f.lat, "有精确位置时填写（WGS-84）"),
+            el("div", {className: "dk-wide"}, [field("纠纷简要情况", f.summary)]),
+            el("div", {className: "dk-wide"}, [field("申请事项", f.request)]),
+            field("涉及人数", f.people), field("涉及金额（元）", f.amount), field("风险等级", f.risk),
+            field("事件等级", f.severity)
+        ]));
+        box.appendChild(el("h3", {className: "dk-sub", text: "当事人"}));
+        box.appendChild(S.parties);
+        box.appendChild(addBtn);
+        box.appendChild(el("div", {className: "dk-grid dk-closure"}, [
+            field("办理方式", f.closure, "即接即办：当场解答或调处；不予受理：写明理由和去处"),
+            el("div", {className: "dk-wide"}, [field("办理说明", f.note)])
+        ]));
+        box.appendChild(el("div", {className: "dk-actions"}, [save]));
+        box.appendChild(el("iframe", {className: "dk-print", title: "受理回执", "aria-hidden": "true", tabindex: "-1"}));
+        box.addEventListener("input", onInput);
+        resetForm();
+    }
+
+    function fillGrids(township, selected) {
+        var grid = S.form.grid;
+        grid.textContent = "";
+        options(S.cfg.grids[township] || [], selected, "选择村（社区）网格").forEach(function (o) { grid.appendChild(o); });
+    }
+
+    function resetForm() {
+        var f = S.form;
+        ["title", "lon", "lat", "summary", "request", "people", "amount", "note"].forEach(function (k) { f[k].value = ""; });
+        f.type.value = "dispute"; f.category.value = ""; f.channel.value = "visit"; f.risk.value = "";
+        f.severity.value = "4"; f.closure.value = "";
+        f.occurred_at.value = localInput(Date.now() + S.offset);
+        f.township.value = S.cfg.townships.length === 1 ? S.cfg.townships[0][0] : "";
+        fillGrids(f.township.value);
+        S.parties.textContent = "";
+        S.partyCount = 0;
+        addParty(false);
+        addParty(false, "respondent");
+        S.idempotencyKey = uuid();
+        S.lookups = {};
+        renderEarlier();
+        clearErrors();
+    }
+
+    function addParty(focus, role) {
+        var k = S.partyCount++;
+        var p = "parties[" + k + "].";
+        var kind = select(p + "kind", S.cfg.kinds, "person");
+        var number = input(p + "id_number", {maxlength: 20, placeholder: "18位，末位可为X", spellcheck: "false"});
+        var numberLabel = el("label", {text: "身份证号"});
+        var name = input(p + "name", {maxlength: 100});
+        var remove = el("button", {type: "button", className: "cc-btn cc-btn-small dk-remove", text: "删除（Alt+D）"});
+        var block = el("fieldset", {className: "dk-party", "data-party": String(k)}, [
+            el("legend", {text: "当事人"}),
+            el("div", {className: "dk-grid"}, [
+                field("角色", select(p + "role", S.cfg.roles, role || "applicant")),
+                field("类型", kind),
+                field("姓名 / 名称 *", name),
+                (function () {
+                    var wrap = field("身份证号", number);
+                    wrap.replaceChild(numberLabel, wrap.firstChild);
+                    numberLabel.setAttribute("for", number.id);
+                    return wrap;
+                }()),
+                field("联系电话", input(p + "phone", {type: "tel", maxlength: 40})),
+                el("div", {className: "dk-wide"}, [field("住址 / 单位地址", input(p + "address", {maxlength: 200}))])
+            ]),
+            remove
+        ]);
+        kind.addEventListener("change", function () {
+            var org = kind.value === "org";
+            number.setAttribute("data-field", p + (org ? "credit_code" : "id_number"));
+            number.setAttribute("name", p + (org ? "credit_code" : "id_number"));
+            number.placeholder = org ? "18位统一社会信用代码" : "18位，末位可为X";
+            numberLabel.textContent = org ? "统一社会信用代码" : "身份证号";
+            number.value = "";
+            hint(number, "");
+        });
+        remove.addEventListener("click", function () { removeParty(block); });
+        S.parties.appendChild(block);
+        renumber();
+        if (focus) { block.querySelector("select").focus(); }
+        return block;
+    }
+
+    function removeParty(block) {
+        var next = block.nextElementSibling || block.previousElementSibling;
+        block.parentNode.removeChild(block);
+        renumber();
+        var target = next ? next.querySelector("select") : document.querySelector(".dk-add");
+        if (target) { target.focus(); }
+        lookupAll();
+    }
+
+    function renumber() {  // legends say 当事人一、二…; fields keep their own index until saved
+        Array.prototype.forEach.call(S.parties.children, function (block, i) {
+            block.querySelector("legend").textContent = "当事人 " + (i + 1);
+        });
+    }
+
+    function hint(control, text, kind) {
+        var box = control.parentNode.querySelector(".dk-hint");
+        if (box) { box.textContent = text; box.className = "dk-hint" + (kind ? " is-" + kind : ""); }
+        if (kind === "error") { control.setAttribute("aria-invalid", "true"); } else { control.removeAttribute("aria-invalid"); }
+    }
+
+    function onInput(ev) {
+        var t = ev.target;
+        var name = t.getAttribute && t.getAttribute("data-field");
+        if (!name) { return; }
+        if (/\.id_number$/.test(name)) {
+            var v = t.value.replace(/\s+/g, "").toUpperCase();
+            var problem = idProblem(v);
+            hint(t, problem === null ? idSummary(v) : problem, problem === null ? "ok" : (v.length >= 18 ? "error" : ""));
+            if (problem === null) { lookup("id_number", v); }
+        } else if (/\.credit_code$/.test(name)) {
+            var c = t.value.replace(/\s+/g, "").toUpperCase();
+            var bad = creditProblem(c);
+            hint(t, bad === null ? "校验通过" : bad, bad === null ? "ok" : (c.length >= 18 ? "error" : ""));
+            if (bad === null) { lookup("credit_code", c); }
+        } else if (/\.phone$/.test(name)) {
+            var digits = t.value.replace(/\D/g, "");
+            if (digits.length >= 7) { lookup("phone", t.value); }
+        } else if (t.getAttribute("aria-invalid")) {
+            hint(t, "");
+        }
+    }
+
+    // --- earlier matters ----------------------------------------------------------------------
+    function lookup(kind, value) {
+        var key = kind + ":" + value;
+        if (S.lookups[key] || !S.cfg.key_available && kind !== "credit_code") { return; }
+        S.lookups[key] = {kind: kind, value: value, items: null};
+        var q = {};
+        q[kind] = value;
+        api("POST", "/api/v1/matters/search", q).then(function (answer) {
+            if (S.lookups[key]) { S.lookups[key].items = answer.items || []; renderEarlier(); }
+        }).catch(function () { delete S.lookups[key]; });
+    }
+
+    function lookupAll() {  // keep only lookups whose value is still in the form
+        var present = {};
+        document.querySelectorAll(".dk-party input").forEach(function (i) {
+            var name = i.getAttribute("data-field") || "";
+            var kind = /\.id_number$/.test(name) ? "id_number" : /\.credit_code$/.test(name) ? "credit_code" : /\.phone$/.test(name) ? "phone" : null;
+            if (kind) {
+                var v = kind === "phone" ? i.value : i.value.replace(/\s+/g, "").toUpperCase();
+                present[kind + ":" + v] = true;
+            }
+        });
+        Object.keys(S.lookups).forEach(function (k) { if (!present[k]) { delete S.lookups[k]; } });
+        renderEarlier();
+    }
+
+    function renderEarlier() {
+        var box = byId(S.cfg.ids.desk_earlier);
+        if (!box) { return; }
+        box.textContent = "";
+        var seen = {};
+        var groups = Object.keys(S.lookups).map(function (k) { return S.lookups[k]; }).filter(function (l) { return l.items; });
+        groups.forEach(function (l) {
+            var label = l.kind === "phone" ? "可能为同一人（手机号相同）" : "同一当事人（" + (l.kind === "id_number" ? "身份证号" : "统一社会信用代码") + "相同）";
+            var items = l.items.filter(function (i) { return !seen[l.kind + i.case_no]; });
+            items.forEach(function (i) { seen[l.kind + i.case_no] = true; });
+            box.appendChild(el("div", {className: "dk-earlier-group" + (l.kind === "phone" ? " is-possible" : "")}, [
+                el("div", {className: "dk-earlier-head", text: label + " · " + l.items.length + " 件"})
+            ].concat(items.length ? items.map(function (i) {
+                return el("div", {className: "dk-earlier-item"}, [
+                    el("span", {className: "dk-case", text: i.case_no}),
+                    el("span", {text: (i.category_label || i.type_label) + " · " + i.title}),
+                    el("span", {className: "dk-meta", text: shortTime(i.registered_at) + " · " + i.status_label})
+                ]);
+            }) : [el("div", {className: "cc-empty", text: "没有以往事项"})])));
+        });
+        if (!groups.length) {
+            box.appendChild(el("p", {className: "cc-empty", text: S.cfg.key_available
+                ? "输入身份证号、统一社会信用代码或手机号后，这里列出此人以往的事项。"
+                : "本服务器没有个人信息密钥：身份证号和手机号暂不能登记和查询。"}));
+        }
+    }
+
+    // --- saving ---------------------------------------------------------------------------------
+    function collect() {
+        var f = S.form;
+        var body = {type: f.type.value, title: f.title.value.trim(), channel: f.channel.value,
+                    severity: +f.severity.value};
+        ["category", "summary", "request", "risk", "note"].forEach(function (k) {
+            var v = f[k].value.trim();
+            if (v) { body[k] = v; }
+        });
+        if (f.closure.value) { body.closure = f.closure.value; }
+        if (f.people.value !== "") { body.people = Number(f.people.value); }
+        if (f.amount.value !== "") { body.amount = Number(f.amount.value); }
+        var when = f.occurred_at.value.trim();
+        if (when) {
+            var m = /^(\d{4})-(\d{1,2})-(\d{1,2})[ T](\d{1,2}):(\d{2})$/.exec(when);
+            body.occurred_at = m ? m[1] + "-" + pad(+m[2]) + "-" + pad(+m[3]) + "T" + pad(+m[4]) + ":" + m[5] + ":00+08:00" : when;
+        }
+        if (f.lon.value.trim() && f.lat.value.trim()) {
+            body.lon = Number(f.lon.value); body.lat = Number(f.lat.value);
+        }
+        if (f.grid.value) { body.grid = f.grid.value; }
+        body.parties = [];
+        S.sentParties = [];
+        Array.prototype.forEach.call(S.parties.children, function (block) {
+            var party = {};
+            block.querySelectorAll("[data-field]").forEach(function (c) {
+                var key = c.getAttribute("data-field").replace(/^parties\[\d+\]\./, "");
+                var v = c.value.trim();
+                if (v) { party[key] = v; }
+            });
+            if (party.name || party.id_number || party.credit_code || party.phone) {
+                body.parties.push(party);
+                S.sentParties.push(block);
+            }
+        });
+        return body;
+    }
+
+    function clearErrors() {
+        document.querySelectorAll(".dk-form [aria-invalid]").forEach(function (c) { hint(c, ""); });
+    }
+
+    function showError(err) {
+        toast(err.message, "error");
+        if (!err.field) { return; }
+        var control = null;
+        var m = /^parties\[(\d+)\]\.?(.*)$/.exec(err.field);
+        if (m && S.sentParties && S.sentParties[+m[1]]) {
+            control = S.sentParties[+m[1]].querySelector('[data-field$=".' + (m[2] || "name") + '"]');
+        } else if (S.form[err.field]) {
+            control = S.form[err.field];
+        } else if (err.field === "lon" || err.field === "lat") {
+            control = S.form.grid;
+        }
+        if (control) { hint(control, err.message, "error"); control.focus(); }
+    }
+
+    function submit() {
+        if (S.saving) { return; }
+        clearErrors();
+        var body = collect();
+        if (!body.title) { showError({message: "请填写事项标题", field: "title"}); return; }
+        if (!body.grid && body.lon === undefined) { showError({message: "请选择村（社区）网格，或填写经纬度", field: "grid"}); return; }
+        S.saving = true;
+        api("POST", "/api/v1/matters", body, {"Idempotency-Key": S.idempotencyKey}).then(function (record) {
+            S.saving = false;
+            S.lastSaved = record;
+            toast("已受理，案号 " + record.case_no + (record.closure ? "（" + record.closure_label + "）" : "，等待分流"));
+            printReceipt(record.case_no);
+            upsert([record]);
+            resetForm();
+            S.form.type.focus();
+        }).catch(function (err) {
+            S.saving = false;
+            showError(err);  // the same key is kept: saving again cannot register twice
+        });
+    }
+
+    function printReceipt(caseNo) {
+        var frame = document.querySelector(".dk-print");
+        if (frame) { frame.src = "/desk/receipt/" + encodeURIComponent(caseNo) + "?print=1"; }
+    }
+
+    // --- the queue ------------------------------------------------------------------------------
+    function isMatter(inc) { return S.matterTypes[inc.type] === true; }
+
+    function waiting(inc) { return isMatter(inc) && S.cfg.waiting.indexOf(inc.status) >= 0; }
+
+    function upsert(items) {
+        var changed = false;
+        items.forEach(function (inc) {
+            if (inc.seq > S.lastSeq) { S.lastSeq = inc.seq; }
+            if (!isMatter(inc)) { return; }
+            var old = S.queue.get(inc.id);
+            if (old && old.seq >= inc.seq) { return; }
+            if (waiting(inc)) { S.queue.set(inc.id, inc); } else { S.queue.delete(inc.id); }
+            changed = true;
+        });
+        if (changed) { renderQueue(); }
+    }
+
+    function renderQueue() {
+        var box = byId(S.cfg.ids.desk_queue);
+        if (!box) { return; }
+        var items = Array.from(S.queue.values()).sort(function (a, b) {
+            return a.received_at < b.received_at ? 1 : a.received_at > b.received_at ? -1 : b.seq - a.seq;
+        });
+        var count = byId(S.cfg.ids.desk_queue_count);
+        if (count) { count.textContent = String(items.length); }
+        box.textContent = "";
+        if (!items.length) { box.appendChild(el("p", {className: "cc-empty", text: "没有等待分流的事项。"})); return; }
+        items.slice(0, S.cfg.queue_cap).forEach(function (inc) {
+            var where = [inc.township && inc.township.name, inc.grid && inc.grid.name].filter(Boolean).join(" · ");
+            box.appendChild(el("button", {type: "button", className: "dk-queue-item", "data-case": inc.case_no}, [
+                el("span", {className: "dk-case", text: inc.case_no || ""}),
+                el("span", {className: "dk-queue-title", text: inc.title}),
+                el("span", {className: "dk-meta", text: [(inc.category_label || inc.type_label), inc.channel_label, where, shortTime(inc.received_at)].filter(Boolean).join(" · ")})
+            ]));
+        });
+    }
+
+    function showDetail(caseNo) {
+        var box = byId(S.cfg.ids.desk_detail);
+        api("GET", "/api/v1/matters/" + encodeURIComponent(caseNo)).then(function (m) {
+            box.hidden = false;
+            box.textContent = "";
+            var receipt = el("a", {href: "/desk/receipt/" + encodeURIComponent(m.case_no), target: "_blank", className: "cc-btn cc-btn-small", text: "打印回执"});
+            box.appendChild(el("div", {className: "cc-card-head"}, [el("h2", {className: "cc-card-title", text: m.case_no + " · " + m.title}), receipt]));
+            box.appendChild(el("div", {className: "dk-meta", text: [m.type_label, m.category_label, m.channel_label, m.status_label].filter(Boolean).join(" · ")}));
+            if (m.summary) { box.appendChild(el("p", {text: m.summary})); }
+            box.appendChild(el("ul", {className: "dk-parties-list"}, m.parties.map(function (p) {
+                return el("li", {text: p.role_label + "：" + p.name + [p.id_number, p.credit_code, p.phone].filter(Boolean).map(function (x) { return " · " + x; }).join("")});
+            })));
+            box.appendChild(el("ol", {className: "dk-timeline"}, m.timeline.map(function (l) {
+                return el("li", {text: shortTime(l.at) + " " + l.by + "：" + l.note});
+            })));
+        }).catch(function (err) { toast(err.message, "error"); });
+    }
+
+    // --- /live ------------------------------------------------------------------------------------
+    function askSince(from) {
+        if (!live || !live.connected) { return; }
+        live.timeout(10000).emit("since", {seq: from}, function (err, answer) {
+            if (err || !answer || !Array.isArray(answer.items)) { setTimeout(function () { askSince(from); }, 2000); return; }
+            upsert(answer.items);
+            if (answer.items.length) { askSince(answer.last_seq); } else if (answer.last_seq > S.lastSeq) { S.lastSeq = answer.last_seq; }
+        });
+    }
+
+    function connectLive() {
+        live = window.io("/live", {transports: ["websocket"], path: "/socket.io", reconnectionDelay: 500, reconnectionDelayMax: 3000});
+        live.on("connect", function () { status("实时连接", "is-ok"); askSince(S.lastSeq); });
+        live.on("disconnect", function (reason) {
+            status("连接中断 · 重连中", "is-down");
+            if (reason === "io server disconnect") { setTimeout(function () { live.connect(); }, 1000); }
+        });
+        live.on("connect_error", function () { status("连接中断 · 重连中", "is-down"); });
+        live.on("incidents", function (items) {
+            if (!Array.isArray(items) || !items.length) { return; }
+            var gap = items[0].seq > S.lastSeq + 1;
+            var from = S.lastSeq;
+            upsert(items);
+            if (gap) { askSince(from); }
+        });
+    }
+
+    // --- keys ---------------------------------------------------------------------------------------
+    function onKey(ev) {
+        if (!S || !document.querySelector(".cc-desk-page")) { return; }
+        if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+            ev.preventDefault();
+            submit();
+        } else if (ev.altKey && (ev.key === "p" || ev.key === "P" || ev.code === "KeyP")) {
+            ev.preventDefault();
+            addParty(true);
+        } else if (ev.altKey && (ev.key === "d" || ev.key === "D" || ev.code === "KeyD")) {
+            var block = ev.target.closest && ev.target.closest(".dk-party");
+            if (block) { ev.preventDefault(); removeParty(block); }
+        }
+    }
+
+    function onClick(ev) {
+        var item = ev.target.closest && ev.target.closest(".dk-queue-item");
+        if (item && S) { showDetail(item.getAttribute("data-case")); }
+    }
+
+    function startWindow(cfg) {
+        if (live) { live.disconnect(); live = null; }
+        S = {cfg: cfg, offset: cfg.now - Date.now(), lastSeq: cfg.last_seq, queue: new Map(),
+             matterTypes: {}, lookups: {}, partyCount: 0};
+        cfg.types.forEach(function (t) { S.matterTypes[t[0]] = true; });
+        cfg.queue.forEach(function (inc) { S.queue.set(inc.id, inc); });
+        renderForm();
+        renderQueue();
+        connectLive();
+        if (!listening) {
+            listening = true;
+            document.addEventListener("keydown", onKey);
+            document.addEventListener("click", onClick);
+        }
+        S.form.type.focus();
+    }
+
+    window.dash_clientside = window.dash_clientside || {};
+    window.dash_clientside.cmdcenterWindow = {
+        startWindow: function (cfg) {
+            if (cfg) { startWindow(cfg); }
+            return "实时连接（Socket.IO /live）";
+        }
+    };
+
+    window.cmdcenterWindow = {
+        connected: function () { return !!(live && live.connected); },
+        queue: function () { return S ? Array.from(S.queue.values()) : []; },
+        lastSaved: function () { return S ? S.lastSaved || null : null; },
+        socket: function () { return live; }
+    };
+}());
