@@ -57,6 +57,8 @@ from sqlalchemy.orm import Session
 
 from command.alerts import service as alerts_service
 from command.db import next_seq
+from command.demo.simulate import (_FEES, _TOPICS, _WORDS, GIVEN, MOBILE_PREFIXES, SURNAMES,
+                                   TEMPLATES, draw_people)
 from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.feeds.models import feeds
@@ -68,8 +70,6 @@ from command.incidents.schemas import fingerprint, validate
 from command.orders import service as orders_service
 from command.orders.models import order_node_events, order_nodes, orders
 from command.orders.supervision import _MISSED, _late
-from command.simulate import (_FEES, _TOPICS, _WORDS, GIVEN, MOBILE_PREFIXES, SURNAMES, TEMPLATES,
-                              draw_people)
 from command.units import service as units_service
 
 PREFIX = "hist-"  # source ids of seeded reports
