@@ -41,6 +41,9 @@
 (function () {
     "use strict";
 
+    var C = window.cmdcenter;  // 00_common.js
+    var el = C.el, api = C.api, pad = C.pad, TZ_MS = C.TZ_MS;
+
     var LEVELS = {red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色"};
     var ORDER = {red: 0, orange: 1, yellow: 2, blue: 3};
     // rule names as the people in the center say them (the alert may bring its own `rule_label`)
@@ -56,7 +59,6 @@
     var REPEAT_MS = 30000;
     var RESTORE_MS = 60000;    // the wall's map goes back to the county view after a focus
     var MESSAGE_MS = 6000;
-    var TZ_MS = 8 * 3600 * 1000;
     var SOUND_KEY = "cmdcenter.alertSound";
     var SVG = "http://www.w3.org/2000/svg";
 
@@ -66,40 +68,6 @@
     var listening = false;
 
     // --- small helpers ----------------------------------------------------------------------
-    function el(tag, className, text) {
-        var e = document.createElement(tag);
-        if (className) { e.className = className; }
-        if (text !== undefined && text !== null) { e.textContent = String(text); }
-        return e;
-    }
-
-    function csrf() {
-        var m = document.cookie.match(/(?:^|;\s*)_csrf_token=([^;]*)/);
-        return m ? decodeURIComponent(m[1]) : "";
-    }
-
-    function api(method, path, body) {
-        var init = {method: method, credentials: "same-origin", headers: {"Accept": "application/json"}};
-        if (method !== "GET") {
-            init.headers["Content-Type"] = "application/json";
-            init.headers["X-CSRFToken"] = csrf();
-            init.body = JSON.stringify(body || {});
-        }
-        return fetch(path, init).then(function (r) {
-            return r.json().catch(function () { return {}; }).then(function (data) {
-                if (!r.ok) {
-                    var err = new Error((data && data.error && data.error.message) ||
-                                        ("请求失败（" + r.status + "）"));
-                    err.status = r.status;
-                    throw err;
-                }
-                return data;
-            });
-        });
-    }
-
-    function pad(n) { return (n < 10 ? "0" : "") + n; }
-
     function when(iso) {
         var t = Date.parse(iso);
         if (isNaN(t)) { return ""; }

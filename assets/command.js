@@ -22,9 +22,12 @@
 (function () {
     "use strict";
 
+    var C = window.cmdcenter;  // 00_common.js
+    var h = C.h, setProps = C.setProps, newPatch = C.newPatch, api = C.api, hhmm = C.hhmm;
+    var TZ_MS = C.TZ_MS;
+
     var FLUSH_MS = 300;
     var TICK_MS = 15000;  // elapsed times and overdue marks are redrawn this often (local clock)
-    var TZ_MS = 8 * 3600 * 1000;
     var OPEN = ["issued", "delivered", "acknowledged", "in_progress", "returned"];
     var LEVEL_LABELS = {township: "乡镇", grid: "网格", dept: "部门", county: "县"};
     var MOVE_VERBS = {
@@ -41,54 +44,7 @@
     var listening = false;
 
     // --- helpers ----------------------------------------------------------------------------
-    function h(type, props, children) {
-        var p = Object.assign({}, props || {});
-        if (Array.isArray(children)) {
-            children = children.filter(function (c) { return c !== null && c !== undefined; });
-        }
-        if (children !== undefined) { p.children = children; }
-        return {type: type, namespace: "dash_html_components", props: p};
-    }
-
-    function setProps(id, props) { window.dash_clientside.set_props(id, props); }
-
-    function newPatch() { return new window.dash_clientside.Patch(); }
-
     function now() { return Date.now() + S.offset; }
-
-    function csrf() {
-        var m = document.cookie.match(/(?:^|;\s*)_csrf_token=([^;]*)/);
-        return m ? decodeURIComponent(m[1]) : "";
-    }
-
-    function api(method, path, body) {
-        var init = {method: method, credentials: "same-origin",
-                    headers: {"Accept": "application/json"}};
-        if (method !== "GET") {
-            init.headers["Content-Type"] = "application/json";
-            init.headers["X-CSRFToken"] = csrf();
-            init.body = JSON.stringify(body || {});
-        }
-        return fetch(path, init).then(function (r) {
-            return r.json().catch(function () { return {}; }).then(function (data) {
-                if (!r.ok) {
-                    var msg = (data && data.error && data.error.message) || ("请求失败（" + r.status + "）");
-                    var err = new Error(msg);
-                    err.status = r.status;
-                    throw err;
-                }
-                return data;
-            });
-        });
-    }
-
-    function hhmm(iso) {
-        var t = Date.parse(iso);
-        if (isNaN(t)) { return ""; }
-        var d = new Date(t + TZ_MS);
-        var pad = function (n) { return (n < 10 ? "0" : "") + n; };
-        return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
-    }
 
     function when(iso) {
         var t = Date.parse(iso);

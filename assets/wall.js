@@ -19,11 +19,13 @@
 (function () {
     "use strict";
 
+    var C = window.cmdcenter;  // 00_common.js
+    var esc = C.esc, el = C.el, setProps = C.setProps, newPatch = C.newPatch, TZ_MS = C.TZ_MS;
+
     var FLUSH_MS = 250;
     var POLL_MS = 15000;
     var PRUNE_MS = 60000;
     var MAX_ASSIGNS = 50;  // more changes than this in one trace: assign the whole arrays
-    var TZ_MS = 8 * 3600 * 1000;  // Asia/Shanghai has no daylight saving time
 
     var S = null;  // the page state, created by start()
     var socket = null;
@@ -31,25 +33,12 @@
     var resizeBound = false;
 
     // --- small helpers --------------------------------------------------------------------
-    function esc(text) {
-        return String(text == null ? "" : text)
-            .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-    }
-
     function serverNow() {
         return Date.now() + S.offset;
     }
 
     function shanghaiDay(ms) {
         return new Date(ms + TZ_MS).toISOString().slice(0, 10);
-    }
-
-    function setProps(id, props) {
-        window.dash_clientside.set_props(id, props);
-    }
-
-    function newPatch() {
-        return new window.dash_clientside.Patch();
     }
 
     function typeIndex(code) {
@@ -101,13 +90,6 @@
     // Plain DOM, not Dash components: a Dash component costs a store subscription, and 200 items
     // of 8 components each made every later store update of the page slow (a burst of 2,000
     // reports kept the wall busy for half a minute; as DOM it takes about a second).
-    function el(tag, className, text) {
-        var node = document.createElement(tag);
-        node.className = className;
-        if (text !== undefined) { node.textContent = text; }
-        return node;
-    }
-
     function feedItem(rec, fresh) {
         var t = S.cfg.types[typeIndex(rec.type)];
         var today = shanghaiDay(serverNow());

@@ -44,8 +44,7 @@
     }
 
     function seed() {
-        fetch("/api/v1/orders?open=1", {credentials: "same-origin"})
-            .then(function (r) { return r.ok ? r.json() : []; })
+        window.cmdcenter.api("GET", "/api/v1/orders?open=1")
             .then(function (items) { nodes.clear(); upsert(items); })
             .catch(function () { /* the next reconnect seeds again */ });
     }

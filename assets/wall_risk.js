@@ -22,8 +22,10 @@
 (function () {
     "use strict";
 
+    var C = window.cmdcenter;  // 00_common.js
+    var esc = C.esc, setProps = C.setProps, newPatch = C.newPatch, pad = C.pad, TZ_MS = C.TZ_MS;
+
     var TICK_MS = 250;
-    var TZ_MS = 8 * 3600 * 1000;  // Asia/Shanghai has no daylight saving time
     var HOUR_MS = 3600 * 1000;
     var DAY_MS = 24 * HOUR_MS;
 
@@ -31,25 +33,8 @@
     var resizeBound = false;
 
     // --- helpers ----------------------------------------------------------------------------
-    function esc(text) {
-        return String(text == null ? "" : text)
-            .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-    }
-
-    function setProps(id, props) {
-        window.dash_clientside.set_props(id, props);
-    }
-
-    function newPatch() {
-        return new window.dash_clientside.Patch();
-    }
-
     function serverNow() {
         return Date.now() + R.offset;
-    }
-
-    function pad(n) {
-        return (n < 10 ? "0" : "") + n;
     }
 
     // Shanghai wall-clock parts of a time in ms (read with UTC getters)
@@ -76,8 +61,7 @@
     }
 
     function getJSON(url) {
-        return fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}})
-            .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); });
+        return C.api("GET", url);
     }
 
     function scale() {

@@ -29,7 +29,7 @@ class IngestResult:
 def _make_bodies(n: int, batch: int, prefix: str, seed: int) -> list:
     from datetime import datetime, timezone
 
-    from command.simulate import ReportFactory
+    from command.demo.simulate import ReportFactory
     from layers.demo import demo_county
 
     factory = ReportFactory(demo_county(), seed=seed, id_prefix=prefix, malformed=0, resend=0)

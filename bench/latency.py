@@ -32,7 +32,7 @@ def measure(url: str, token: str, *, reader_token: str, rate: float = 200.0,
     """Send `rate` reports/s for `seconds` and time their arrival on `/live`."""
     from bench.ingest import client as bench_client
 
-    from command.simulate import ReportFactory
+    from command.demo.simulate import ReportFactory
     from layers.demo import demo_county
 
     n = int(rate * seconds)

@@ -100,7 +100,7 @@ def cmd_serve(args, *, demo: bool = False) -> int:
     url = f"http://{settings.host}:{settings.port}"
     print(f"cmdcenter: data in {config_mod.mask_url(settings.db_url)}", flush=True)
     if demo:
-        from command.demo import ensure_demo_users, start_demo_feeds
+        from command.demo.feeds import ensure_demo_users, start_demo_feeds
 
         feeds = start_demo_feeds(core, url, rate=args.rate, situations=not args.no_situations,
                                  every_minutes=args.situations_every)
@@ -350,7 +350,7 @@ def cmd_seed_history(args) -> int:
     from tqdm import tqdm
 
     from command.errors import DomainError
-    from command.history import check_args, seed_history
+    from command.demo.history import check_args, seed_history
 
     def number(value: str, name: str, kind=int):
         try:
@@ -384,7 +384,7 @@ def cmd_seed_history(args) -> int:
 # --- simulate -------------------------------------------------------------------------------------
 
 def cmd_simulate(args) -> int:
-    from command.simulate import run
+    from command.demo.simulate import run
 
     stats = run(args.url, args.token, rate=args.rate, count=args.count)
     print(stats.summary())

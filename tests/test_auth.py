@@ -38,6 +38,9 @@ def test_sign_in_session_cookie_and_landing_pages(server):
     assert r.status_code == 302 and r.headers["Location"] == "/grid"
     anonymous = requests.get(f"{server.url}/", allow_redirects=False)
     assert anonymous.status_code == 302 and anonymous.headers["Location"].startswith("/login")
+    # every page loads the shared helpers (assets/00_common.js) before the scripts using them
+    scripts = re.findall(r'src="/assets/([^"?]+\.js)', s.get(f"{server.url}/command").text)
+    assert scripts[0] == "00_common.js" and {"command.js", "alert_ticker.js"} <= set(scripts)
 
 
 def test_wrong_password_and_lock_out(server):

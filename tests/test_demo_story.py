@@ -19,8 +19,8 @@ from alerts.rules import RULES, haversine_m, parse_time, window_end
 from alerts.stream import RuleStream
 from command.cli import _parser
 from command.clock import SHANGHAI
-from command.demo import KINDS, PER_DAY, Story
-from command.history import _PROFILE_OF, _PROFILES, _WEEKDAYS, TYPE_SHARES, TYPES, Model
+from command.demo.feeds import KINDS, PER_DAY, Story
+from command.demo.history import _PROFILE_OF, _PROFILES, _WEEKDAYS, TYPE_SHARES, TYPES, Model
 from command.incidents.schemas import validate
 from layers.demo import demo_county
 

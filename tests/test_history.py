@@ -18,11 +18,11 @@ from command import config
 from command.bus import InProcessBus
 from command.clock import SHANGHAI, FixedClock
 from command.core import Core
-from command.demo import ensure_demo_history
+from command.demo.feeds import ensure_demo_history
+from command.demo.history import MAX_WEEKS, PER_DAY, Model, has_history, seed_history, stored_rate
 from command.errors import DomainError
 from command.feeds import service as feeds
 from command.feeds.models import feeds as feeds_table
-from command.history import MAX_WEEKS, PER_DAY, Model, has_history, seed_history, stored_rate
 from command.incidents import service as incidents_service
 from command.incidents import workflow
 from command.incidents.events import incident_events

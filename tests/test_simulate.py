@@ -10,7 +10,7 @@ import shapely
 
 from command.errors import DomainError
 from command.incidents.schemas import validate
-from command.simulate import TYPE_WEIGHTS, Area, ReportFactory, Stats, run
+from command.demo.simulate import TYPE_WEIGHTS, Area, ReportFactory, Stats, run
 from layers.demo import demo_county
 
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)

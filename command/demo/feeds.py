@@ -1,7 +1,7 @@
 """Demo feeds: the history's model continued live, with a scripted situation now and then.
 
 `cmdcenter demo` starts the server with one feed per township. On the first start it seeds
-weeks of history (`command.history`); the feeds then send what the same model draws for the
+weeks of history (`command.demo.history`); the feeds then send what the same model draws for the
 hours after that (`history.Model.arrivals`: same townships, rates, hour and weekday profile, type
 and severity mix, repeat places and words), so a quiet hour stays quiet and the risk watch sees
 ordinary traffic as ordinary. Every few minutes a `Story` adds a scripted situation that the
@@ -27,11 +27,11 @@ import sqlalchemy as sa
 
 from alerts.stats import haversine_m
 from command.clock import SHANGHAI
+from command.demo.history import PREFIX, Arrival, Model, has_history, seed_history, stored_rate
+from command.demo.simulate import Sender, Stats
 from command.errors import DomainError
 from command.feeds import service as feeds_service
-from command.history import PREFIX, Arrival, Model, has_history, seed_history, stored_rate
 from command.incidents.models import incidents
-from command.simulate import Sender, Stats
 from command.units import service as units_service
 
 log = logging.getLogger(__name__)

@@ -57,7 +57,8 @@ from sqlalchemy.orm import Session
 
 from command.alerts import service as alerts_service
 from command.db import next_seq
-from command.matters import numbers
+from command.demo.simulate import (_FEES, _TOPICS, _WORDS, GIVEN, MOBILE_PREFIXES, SURNAMES,
+                                   TEMPLATES, draw_people)
 from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.feeds.models import feeds
@@ -66,11 +67,10 @@ from command.incidents.events import incident_events
 from command.incidents.loop import SYSTEM
 from command.incidents.models import incidents
 from command.incidents.schemas import fingerprint, validate
+from command.matters import numbers
 from command.orders import service as orders_service
 from command.orders.models import order_node_events, order_nodes, orders
 from command.orders.supervision import _MISSED, _late
-from command.simulate import (_FEES, _TOPICS, _WORDS, GIVEN, MOBILE_PREFIXES, SURNAMES, TEMPLATES,
-                              draw_people)
 from command.units import service as units_service
 
 PREFIX = "hist-"  # source ids of seeded reports

@@ -1,0 +1,84 @@
+/*
+ * Helpers every page script shares: window.cmdcenter = {csrf, api, h, setProps, newPatch, el,
+ * esc, pad, hhmm, TZ_MS}.
+ *
+ * Dash loads the files of assets/ in alphabetical order, so this one (00_…) comes first and the
+ * others may read window.cmdcenter when they load.
+ *
+ * - api(method, path, body): fetch with the session cookie; a POST (anything but GET) sends the
+ *   body as JSON with X-CSRFToken from the `_csrf_token` cookie. Resolves with the JSON answer;
+ *   rejects with an Error whose message is the server's error message (or 请求失败（status）) and
+ *   whose `status` is the HTTP status.
+ * - h(type, props, children): a dash_html_components element for dash_clientside.set_props.
+ * - el(tag, className, text): a plain DOM element; text goes through textContent only.
+ * - esc(text): text made safe inside HTML (plotly hover text).
+ * - hhmm(iso): the clock time of an instant in China (Asia/Shanghai, no daylight saving).
+ */
+(function () {
+    "use strict";
+
+    var TZ_MS = 8 * 3600 * 1000;  // Asia/Shanghai
+
+    function csrf() {
+        var m = document.cookie.match(/(?:^|;\s*)_csrf_token=([^;]*)/);
+        return m ? decodeURIComponent(m[1]) : "";
+    }
+
+    function api(method, path, body) {
+        var init = {method: method, credentials: "same-origin",
+                    headers: {"Accept": "application/json"}};
+        if (method !== "GET") {
+            init.headers["Content-Type"] = "application/json";
+            init.headers["X-CSRFToken"] = csrf();
+            init.body = JSON.stringify(body || {});
+        }
+        return fetch(path, init).then(function (r) {
+            return r.json().catch(function () { return {}; }).then(function (data) {
+                if (!r.ok) {
+                    var err = new Error((data && data.error && data.error.message) ||
+                                        ("请求失败（" + r.status + "）"));
+                    err.status = r.status;
+                    throw err;
+                }
+                return data;
+            });
+        });
+    }
+
+    function h(type, props, children) {
+        var p = Object.assign({}, props || {});
+        if (Array.isArray(children)) {
+            children = children.filter(function (c) { return c !== null && c !== undefined; });
+        }
+        if (children !== undefined) { p.children = children; }
+        return {type: type, namespace: "dash_html_components", props: p};
+    }
+
+    function setProps(id, props) { window.dash_clientside.set_props(id, props); }
+
+    function newPatch() { return new window.dash_clientside.Patch(); }
+
+    function el(tag, className, text) {
+        var node = document.createElement(tag);
+        if (className) { node.className = className; }
+        if (text !== undefined && text !== null) { node.textContent = String(text); }
+        return node;
+    }
+
+    function esc(text) {
+        return String(text == null ? "" : text)
+            .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    }
+
+    function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+    function hhmm(iso) {
+        var t = Date.parse(iso);
+        if (isNaN(t)) { return ""; }
+        var d = new Date(t + TZ_MS);
+        return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+    }
+
+    window.cmdcenter = {csrf: csrf, api: api, h: h, setProps: setProps, newPatch: newPatch,
+                        el: el, esc: esc, pad: pad, hhmm: hhmm, TZ_MS: TZ_MS};
+})();
