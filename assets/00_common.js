@@ -5,10 +5,11 @@
  * Dash loads the files of assets/ in alphabetical order, so this one (00_…) comes first and the
  * others may read window.cmdcenter when they load.
  *
- * - api(method, path, body): fetch with the session cookie; a POST (anything but GET) sends the
- *   body as JSON with X-CSRFToken from the `_csrf_token` cookie. Resolves with the JSON answer;
- *   rejects with an Error whose message is the server's error message (or 请求失败（status）) and
- *   whose `status` is the HTTP status.
+ * - api(method, path, body, headers): fetch with the session cookie; a POST (anything but GET)
+ *   sends the body as JSON with X-CSRFToken from the `_csrf_token` cookie; `headers` adds more
+ *   (an Idempotency-Key). Resolves with the JSON answer; rejects with an Error whose message is
+ *   the server's error message (or 请求失败（status）), whose `status` is the HTTP status and
+ *   whose `code` and `field` are the error's.
  * - h(type, props, children): a dash_html_components element for dash_clientside.set_props.
  * - el(tag, className, text): a plain DOM element; text goes through textContent only.
  * - esc(text): text made safe inside HTML (plotly hover text).
@@ -24,9 +25,9 @@
         return m ? decodeURIComponent(m[1]) : "";
     }
 
-    function api(method, path, body) {
+    function api(method, path, body, headers) {
         var init = {method: method, credentials: "same-origin",
-                    headers: {"Accept": "application/json"}};
+                    headers: Object.assign({"Accept": "application/json"}, headers || {})};
         if (method !== "GET") {
             init.headers["Content-Type"] = "application/json";
             init.headers["X-CSRFToken"] = csrf();
@@ -38,6 +39,8 @@
                     var err = new Error((data && data.error && data.error.message) ||
                                         ("请求失败（" + r.status + "）"));
                     err.status = r.status;
+                    err.code = data && data.error && data.error.code;
+                    err.field = data && data.error && data.error.field;
                     throw err;
                 }
                 return data;

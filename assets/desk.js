@@ -19,7 +19,7 @@
 (function () {
     "use strict";
 
-    var TZ_MS = 8 * 3600 * 1000;
+    var TZ_MS = window.cmdcenter.TZ_MS;
     var ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     var ID_CHECK = "10X98765432";
     var CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY";
@@ -30,7 +30,11 @@
     var listening = false;
 
     // --- small helpers ------------------------------------------------------------------------
-    function el(tag, attrs, children) {
+    var C = window.cmdcenter;  // assets/00_common.js
+    var api = C.api;
+    var pad = C.pad;
+
+    function el(tag, attrs, children) {  // a DOM element from attributes (text via textContent)
         var node = document.createElement(tag);
         Object.keys(attrs || {}).forEach(function (k) {
             var v = attrs[k];
@@ -46,37 +50,10 @@
 
     function byId(id) { return document.getElementById(id); }
 
-    function csrf() {
-        var m = document.cookie.match(/(?:^|;\s*)_csrf_token=([^;]*)/);
-        return m ? decodeURIComponent(m[1]) : "";
-    }
-
-    function api(method, path, body, headers) {
-        var init = {method: method, credentials: "same-origin", headers: Object.assign({"Accept": "application/json"}, headers || {})};
-        if (method !== "GET") {
-            init.headers["Content-Type"] = "application/json";
-            init.headers["X-CSRFToken"] = csrf();
-            init.body = JSON.stringify(body || {});
-        }
-        return fetch(path, init).then(function (r) {
-            return r.json().catch(function () { return {}; }).then(function (data) {
-                if (!r.ok) {
-                    var err = new Error((data && data.error && data.error.message) || ("请求失败（" + r.status + "）"));
-                    err.field = data && data.error && data.error.field;
-                    err.status = r.status;
-                    throw err;
-                }
-                return data;
-            });
-        });
-    }
-
     function uuid() {
         if (window.crypto && window.crypto.randomUUID) { return window.crypto.randomUUID(); }
         return "k-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
     }
-
-    function pad(n) { return (n < 10 ? "0" : "") + n; }
 
     function localInput(ms) {  // "YYYY-MM-DD HH:MM" in China time (one field, one Tab stop)
         var d = new Date(ms + TZ_MS);
