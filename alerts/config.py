@@ -75,17 +75,25 @@ class FeedSilenceConfig:
 
 
 @dataclass(frozen=True)
+class RepeatPartyConfig:
+    months: int
+    count: int
+    count_orange: int
+
+
+@dataclass(frozen=True)
 class RulesConfig:
     severity: SeverityConfig
     mass_gathering: MassGatheringConfig
     spike: SpikeConfig
     repeat_place: RepeatPlaceConfig
     feed_silence: FeedSilenceConfig
+    repeat_party: RepeatPartyConfig
 
 
 _SECTION_TYPES = {"severity": SeverityConfig, "mass_gathering": MassGatheringConfig,
                   "spike": SpikeConfig, "repeat_place": RepeatPlaceConfig,
-                  "feed_silence": FeedSilenceConfig}
+                  "feed_silence": FeedSilenceConfig, "repeat_party": RepeatPartyConfig}
 
 def load_config(path: str | Path | None = None,
                 overrides: dict[str, dict[str, Any]] | None = None) -> RulesConfig:
@@ -192,6 +200,11 @@ def _check_section(section: str, cfg) -> None:
             fail("count_orange", "must be ≥ count")
         if cfg.match not in ("radius", "grid", "both"):
             fail("match", "must be radius|grid|both")
+    elif section == "repeat_party":
+        if cfg.count < 2:
+            fail("count", "must be ≥ 2 (a repeat needs more than one)")
+        if cfg.count_orange < cfg.count:
+            fail("count_orange", "must be ≥ count")
     elif section == "feed_silence":
         if not cfg.quantile < 1:
             fail("quantile", "must be a probability < 1")

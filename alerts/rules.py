@@ -397,3 +397,31 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.0f} 分钟"
     return f"{seconds / 3600:.1f} 小时"
+
+
+# --- repeat party -----------------------------------------------------------------------------
+
+def repeat_party(*, key: str, count: int, who: str, role_label: str, cases: Sequence[str],
+                 incidents: Sequence[str], units: Sequence[str],
+                 cfg: RulesConfig) -> AlertProposal | None:
+    """A party who brought ≥ `count` matters in the configured months (重复来访): yellow, orange
+    at `count_orange`. `who` is how the message names the person (never an ID number).
+
+    >>> from alerts.config import load_config
+    >>> p = repeat_party(key="repeat_party:id:ab", count=3, who="张某", role_label="申请人",
+    ...                  cases=["DEMO-2026-000001", "DEMO-2026-000007", "DEMO-2026-000009"],
+    ...                  incidents=["a", "b", "c"], units=["DEMO"], cfg=load_config())
+    >>> p.level, p.message
+    ('yellow', '重复来访：张某（申请人）12个月内已登记3件事项：DEMO-2026-000001、DEMO-2026-000007、DEMO-2026-000009')
+    """
+    rp = cfg.repeat_party
+    if count < rp.count:
+        return None
+    shown = list(cases)[-5:]
+    more = f"等{count}件" if count > len(shown) else ""
+    return AlertProposal(
+        key=key, rule="repeat_party", level="orange" if count >= rp.count_orange else "yellow",
+        units=tuple(units), incidents=tuple(incidents),
+        message=(f"重复来访：{who}（{role_label}）{rp.months}个月内已登记{count}件事项："
+                 f"{'、'.join(shown)}{more}"),
+        data={"count": count})

@@ -60,6 +60,8 @@ class Settings:
     watch_seconds: float = 5.0
     # "code:名称,…" replaces the list of matter categories
     matter_categories: str | None = None
+    # a TOML file overriding command/matters/defaults.toml (legal limits, the routing table)
+    matter_rules: str | None = None
 
     @property
     def db_url(self) -> str:

@@ -11,6 +11,7 @@ from command.clock import Clock
 from command import keys
 from command.db import get_meta, make_engine, make_sessionmaker, migrate, set_meta
 from command.matters import categories
+from command.matters import rules as matter_rules
 from command.incidents.flows import IngestFlow
 from command.ratelimit import RateLimiter
 from command.units import service as units_service
@@ -55,6 +56,10 @@ class Core:
                 log.info("no units stored: loaded the built-in demo county")
             units_service.ensure_departments(session, departments)
         self.keyring = self._open_keyring()
+        try:
+            self.matter_rules = matter_rules.load(settings.matter_rules or None)
+        except (OSError, ValueError) as exc:
+            raise config_mod.ConfigError(f"CMDCENTER_MATTER_RULES: {exc}") from None
         try:
             categories.configure(settings.matter_categories)
         except ValueError as exc:

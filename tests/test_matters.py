@@ -47,12 +47,13 @@ def register(core: Core, raw: dict | None = None, by: Principal = DESK, **kw):
     with core.write() as s, s.begin():
         return service.register(s, raw if raw is not None else body(), by=by,
                                 keyring=core.keyring, locator=core.units.current(s),
-                                now=core.clock.now(), **kw)
+                                now=core.clock.now(), rules=core.matter_rules, **kw)
 
 
 def read(core: Core, case_no: str, by: Principal = DESK) -> dict:
     with core.read() as s:
-        return service.record(s, case_no, by=by, locator=core.units.current(s))
+        return service.record(s, case_no, by=by, locator=core.units.current(s),
+                              now=core.clock.now(), rules=core.matter_rules)
 
 
 def call(core: Core, fn, *args, **kw):

@@ -24,12 +24,15 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from alerts import rules
 from alerts.config import RulesConfig, load_config
 from alerts.stream import DROPPED, FINAL, Raise, RuleStream
 from command.alerts import service as alerts_service
 from command.db import get_meta, last_seq, set_meta
 from command.feeds.models import feeds
 from command.incidents.models import incidents
+from command.matters import numbers, related
+from command.matters.categories import ROLE_LABELS, is_matter
 from command.orders.service import Changes, Work
 from layers.locate import Locator
 
@@ -122,6 +125,7 @@ class RiskWatch:
         raises: dict[str, Raise] = {}
         resolves: list[str] = []
         finals: list[str] = []
+        arrived_matters: list[dict] = []
         stream = self.stream
         for row in rows:
             event = self._event(row._mapping, locator)
@@ -138,6 +142,8 @@ class RiskWatch:
             # a row received long ago is history written in bulk (seed-history, an import):
             # it joins the baselines but is no news to alert on
             fresh = event["received_at"] > now - STALE
+            if fresh and is_matter(event["type"]):
+                arrived_matters.append(event)
             outcome = stream.add(event, now=now, evaluate=fresh)
             for r in outcome.raises:
                 raises.pop(r.proposal.key, None)
@@ -146,6 +152,8 @@ class RiskWatch:
         for r in stream.flush(now):
             raises.pop(r.proposal.key, None)
             raises[r.proposal.key] = r
+        for r in self._repeat_parties(arrived_matters, now):
+            raises[r.proposal.key] = r
         raises = self._throttle(raises, resolves, now)
         try:
             changes = self._store(raises, resolves, finals, cursor, new_cursor, now)
@@ -153,6 +161,27 @@ class RiskWatch:
             self.stream = None  # the stream took in what was not stored: start over from the DB
             raise
         return changes, len(rows) == BATCH
+
+    def _repeat_parties(self, events: list[dict], now: datetime) -> list[Raise]:
+        """repeat_party: a party of an arriving matter with ≥ count matters in the months."""
+        if not events:
+            return []
+        out = []
+        with self.core.read() as session:
+            county = numbers.prefix(self.core.units.current(session))
+            for e in events:
+                for party in related.repeat_counts(session, e["id"], now=now,
+                                                   months=self.cfg.repeat_party.months):
+                    units = [county] + ([e["township"]["code"]] if e["township"] else [])
+                    proposal = rules.repeat_party(
+                        key=f"repeat_party:{party['key']}", count=party["count"],
+                        who=related.shown_name(party["name"], party["kind"]),
+                        role_label=ROLE_LABELS.get(party["role"], party["role"]),
+                        cases=party["cases"], incidents=party["incidents"], units=units,
+                        cfg=self.cfg)
+                    if proposal is not None:
+                        out.append(Raise(proposal, evidence=e["id"]))
+        return out
 
     def _store(self, raises: dict[str, Raise], resolves: list[str], finals: list[str],
                cursor: int, new_cursor: int, now: datetime) -> Changes:

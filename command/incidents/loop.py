@@ -47,10 +47,11 @@ def transition(session: Session, incident_id: str, *, to: str, by: Principal, no
 
 def stage_transition(session: Session, incident_id: str, *, to: str, by: Principal | None,
                      note: str = "", merged_into: str | None = None, rating: int | None = None,
-                     now: datetime) -> str:
+                     now: datetime, actor: str | None = None) -> str:
     """Check and apply a move without a new seq (call `stamp` last); return the old state.
 
-    `by=None` is the software itself: only the graph is checked, not roles or scope.
+    `by=None` is the software itself: only the graph is checked, not roles or scope; `actor`
+    names on the timeline the person whose action made the software move (default: system).
     """
     row = _row(session, incident_id, lock=True)
     state = row["status"]
@@ -83,7 +84,7 @@ def stage_transition(session: Session, incident_id: str, *, to: str, by: Princip
         data.update({"from": start, "to": end})
     session.execute(sa.update(incidents).where(incidents.c.id == incident_id).values(**values))
     session.execute(sa.insert(incident_events).values(
-        incident_id=incident_id, at=now, by=by.name if by is not None else SYSTEM,
+        incident_id=incident_id, at=now, by=by.name if by is not None else (actor or SYSTEM),
         from_state=state, to_state=to, note=note or "",
         data=json.dumps(data, ensure_ascii=False) if data else None))
     return state

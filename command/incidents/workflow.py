@@ -12,7 +12,10 @@ Decisions worth knowing:
 - `escalated` goes one level up (grid → township → county, 小事不出村、大事不出镇): only township and
   grid staff escalate, from their own level. The level above takes an escalated incident by
   accepting it (township or county) or by dispatching an order (county).
-- `responded → in_progress` is the county sending a report back for more work.
+- `responded → in_progress` is the county sending a report back for more work, and
+  `followed_up → in_progress` a matter reopened after an unsatisfied follow-up.
+- Moves only the software makes: `reported|accepted → closed` (a closure at the window) and
+  `dispatched|in_progress → accepted` (the lead unit of a matter's route returned it).
 - `closed`, `merged` and `false_alarm` are final.
 
 >>> allowed("reported", "grid")
@@ -36,17 +39,19 @@ COUNTY = ("duty", "leader", "admin", "desk")  # desk: on matters only (scope)
 LOCAL = ("township", "grid")
 
 # state -> {next state: roles allowed to make the move}
+SYSTEM_ONLY: tuple[str, ...] = ()  # moves the software makes itself (closures, a lead's return)
+
 TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "reported": {"accepted": COUNTY + LOCAL, "escalated": LOCAL, "merged": COUNTY,
-                 "false_alarm": COUNTY},
+                 "false_alarm": COUNTY, "closed": SYSTEM_ONLY},
     "accepted": {"dispatched": COUNTY, "in_progress": COUNTY + LOCAL, "escalated": LOCAL,
-                 "merged": COUNTY, "false_alarm": COUNTY},
+                 "merged": COUNTY, "false_alarm": COUNTY, "closed": SYSTEM_ONLY},
     "dispatched": {"in_progress": COUNTY + LOCAL, "responded": COUNTY + LOCAL,
-                   "escalated": LOCAL},
-    "in_progress": {"responded": COUNTY + LOCAL, "escalated": LOCAL},
+                   "escalated": LOCAL, "accepted": SYSTEM_ONLY},
+    "in_progress": {"responded": COUNTY + LOCAL, "escalated": LOCAL, "accepted": SYSTEM_ONLY},
     "responded": {"verified": COUNTY, "in_progress": COUNTY},
     "verified": {"followed_up": COUNTY, "closed": COUNTY},
-    "followed_up": {"closed": COUNTY},
+    "followed_up": {"closed": COUNTY, "in_progress": COUNTY},  # reopened for review
     "escalated": {"accepted": COUNTY + ("township",), "dispatched": COUNTY},
     "closed": {}, "merged": {}, "false_alarm": {},
 }

@@ -26,7 +26,53 @@ matters = sa.Table(
     sa.Column("registered_at", UTCDateTime, nullable=False),
     sa.Column("idempotency_key", sa.String(128), nullable=True),
     sa.Column("request_digest", sa.String(64), nullable=True),
+    # routing (分流交办): the latest route's tier, owner (包案 leader) and lead unit
+    sa.Column("tier", sa.String(12), nullable=True),  # simple | complex | difficult
+    sa.Column("owner", sa.String(64), nullable=True),
+    sa.Column("lead_code", sa.String(64), nullable=True, index=True),
+    sa.Column("routed_at", UTCDateTime, nullable=True),
+    sa.Column("signed_at", UTCDateTime, nullable=True),  # the lead's sign-off (签收)
+    # the legal clock: days allowed, the deadline (extensions included), the petition's 告知
+    sa.Column("limit_days", sa.Integer, nullable=True),
+    sa.Column("due_at", UTCDateTime, nullable=True),
+    sa.Column("notify_due_at", UTCDateTime, nullable=True),
+    sa.Column("notified_at", UTCDateTime, nullable=True),
+    sa.Column("extended_days", sa.Integer, nullable=True),
+    sa.Column("extensions", sa.Integer, nullable=True),
+    # the outcome (concluded: an outcome, or closed on the spot) and the agreement
+    sa.Column("concluded_at", UTCDateTime, nullable=True, index=True),
+    sa.Column("result", sa.String(24), nullable=True),
+    sa.Column("terms", sa.Text, nullable=True),
+    sa.Column("agreed_amount", sa.Numeric(16, 2), nullable=True),
+    sa.Column("perform_by", sa.Date, nullable=True),
+    sa.Column("guided_to", sa.String(24), nullable=True),
+    sa.Column("outcome_note", sa.Text, nullable=True),
+    sa.Column("confirmation", sa.String(12), nullable=True),  # requested | granted | refused
+    sa.Column("confirmation_at", UTCDateTime, nullable=True),
+    sa.Column("confirmation_court", sa.String(100), nullable=True),
+    # follow-up (回访)
+    sa.Column("followup_due_at", UTCDateTime, nullable=True),
+    sa.Column("followed_up_at", UTCDateTime, nullable=True),
+    sa.Column("performed", sa.Boolean, nullable=True),
+    sa.Column("satisfaction", sa.String(12), nullable=True),  # satisfied | basic | unsatisfied
+    sa.Column("reopened", sa.Integer, nullable=True),
     sa.UniqueConstraint("registered_by", "idempotency_key", name="uq_matters_idempotency"),
+    sa.Index("ix_matters_registered_at", "registered_at"),
+)
+
+matter_sessions = sa.Table(  # 调解记录: who met where, who mediated, what was said
+    "matter_sessions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(32), sa.ForeignKey("incidents.id"), nullable=False,
+              index=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("place", sa.String(200), nullable=True),
+    sa.Column("mediators", sa.Text, nullable=False),  # JSON list of names
+    sa.Column("attendees", sa.Text, nullable=False),  # JSON list of names
+    sa.Column("notes", sa.Text, nullable=True),
+    sa.Column("by", sa.String(64), nullable=False),
+    sa.Column("unit_code", sa.String(64), nullable=True),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
 )
 
 matter_parties = sa.Table(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -31,6 +31,7 @@ from command.incidents.service import insert_incidents, row_dict
 from command.incidents.workflow import STATE_LABELS, TransitionError
 from command.keys import Keyring
 from command.matters import identity, numbers, schemas
+from command.matters import rules as rules_mod
 from command.matters.categories import KIND_LABELS, MATTER_TYPES, RISK_LABELS, ROLE_LABELS
 from command.matters.models import audit, matter_events, matter_parties, matters
 from command.orders.service import Changes
@@ -50,7 +51,7 @@ CLOSABLE = ("reported", "accepted")  # a closure is a system move from these sta
 
 def register(session: Session, raw: dict, *, by: Principal, keyring: Keyring, locator: Locator,
              now: datetime, idempotency_key: str | None = None,
-             max_future: timedelta = timedelta(minutes=5)) -> tuple[dict, Changes]:
+             max_future: timedelta = timedelta(minutes=5), rules=None) -> tuple[dict, Changes]:
     """Register a matter; return its full record (numbers masked) and what to publish.
 
     With an `idempotency_key`, a retried request gets the record of the first one (and nothing
@@ -71,7 +72,8 @@ def register(session: Session, raw: dict, *, by: Principal, keyring: Keyring, lo
             if earlier.request_digest != digest:
                 raise DomainError("conflict", "this Idempotency-Key was used for another "
                                               "registration", "Idempotency-Key")
-            return record(session, earlier.case_no, by=by, locator=locator), Changes()
+            return record(session, earlier.case_no, by=by, locator=locator, now=now,
+                          rules=rules), Changes()
     reg = schemas.parse(schemas.Registration, raw, now=now, max_future=max_future)
     if reg.has_personal_numbers:
         keyring.require()
@@ -90,12 +92,16 @@ def register(session: Session, raw: dict, *, by: Principal, keyring: Keyring, lo
     }
     insert_incidents(session, [row], locator=locator, records=False)
     case_no = row["case_no"]
-    numbers.insert_records(session, [row], summary=reg.summary, request=reg.request,
+    rules = rules or rules_mod.defaults()
+    clock = {} if reg.closure == "not_accepted" else rules_mod.clock_fields(
+        rules, type_code=reg.type, category=reg.category, registered_at=now, signed_at=None)
+    numbers.insert_records(session, [row], **clock, summary=reg.summary, request=reg.request,
                            amount=reg.amount, risk=reg.risk, closure=reg.closure,
                            closure_note=reg.note if reg.closure else None,
                            closed_at=now if reg.closure else None, registered_by=by.name,
                            registered_unit=by.unit_code, idempotency_key=idempotency_key,
-                           request_digest=digest)
+                           request_digest=digest,
+                           concluded_at=now if reg.closure == "on_the_spot" else None)
     _insert_parties(session, row["id"], reg.parties, keyring)
     _event(session, row["id"], "register", by, now,
            f"{_channel_note(row['channel'])}登记，案号 {case_no}",
@@ -105,7 +111,8 @@ def register(session: Session, raw: dict, *, by: Principal, keyring: Keyring, lo
     else:
         _state_line(session, row["id"], "reported", "accepted", by, now, "窗口登记受理")
     incident = row_dict(row, None, locator)
-    return record(session, case_no, by=by, locator=locator), Changes(incidents=[incident])
+    return record(session, case_no, by=by, locator=locator, now=now, rules=rules), \
+        Changes(incidents=[incident])
 
 
 def _place(reg, locator: Locator) -> tuple[float, float, str | None, str | None, bool]:
@@ -193,8 +200,8 @@ def matter_ids(session: Session, incident_ids: list[str]) -> set[str]:
 
 
 def _matter_row(session: Session, case_no: str, *, lock: bool = False):
-    stmt = (sa.select(matters, incidents.c.type, incidents.c.township_code, incidents.c.grid_code,
-                      incidents.c.status)
+    stmt = (sa.select(matters, incidents.c.type, incidents.c.category, incidents.c.township_code,
+                      incidents.c.grid_code, incidents.c.status, incidents.c.title)
             .join(incidents, incidents.c.id == matters.c.incident_id)
             .where(matters.c.case_no == case_no))
     if lock:
@@ -213,27 +220,109 @@ def _check_sees(session: Session, by: Principal, row) -> frozenset[str]:
     return ordered
 
 
-def record(session: Session, case_no: str, *, by: Principal, locator: Locator) -> dict:
+def record(session: Session, case_no: str, *, by: Principal, locator: Locator,
+           now: datetime | None = None, rules=None) -> dict:
     """The matter's full record as `by` may see it: the incident, the record, the parties
-    (numbers masked), the timeline (state moves and the matter's own lines, oldest first)."""
+    (numbers masked, repeat parties flagged), its routes (the order tree), the clock, the
+    sessions, outcome, confirmation and follow-up, related matters, and the timeline (state
+    moves and the matter's own lines, oldest first)."""
+    from command.incidents.service import scope_filter
+    from command.matters import handling, related
+    from command.matters import rules as rules_mod
+    from command.matters.clock import matter_clock
+    from command.orders.service import order_tree
+
+    rules = rules or rules_mod.defaults()
+    now = now or datetime.now(UTC)
     row = _matter_row(session, case_no)
     _check_sees(session, by, row)
     incident_id = row["incident_id"]
     incident = loop.get(session, incident_id, locator=locator)
+    clock = matter_clock({**row, "status": incident["status"]}, now=now, rules=rules)
+    the_parties = parties(session, incident_id)
+    repeat = {p["position"]: p["count"] for p in related.repeat_counts(
+        session, incident_id, now=now)}
+    for k, party in enumerate(the_parties):
+        party["matters_12m"] = repeat.get(k)
+        party["repeat"] = repeat.get(k, 0) >= related.REPEAT_MIN
+    confirmation_due = row["concluded_at"] + timedelta(days=rules.confirmation_days) \
+        if row["result"] == "agreed" else None
     return {
         **incident,
         "summary": row["summary"], "request": row["request"],
         "amount": _money(row["amount"]), "risk": row["risk"],
         "risk_label": RISK_LABELS.get(row["risk"]) if row["risk"] else None,
-        "parties": parties(session, incident_id),
+        "parties": the_parties,
         "closure": row["closure"],
         "closure_label": schemas.CLOSURES.get(row["closure"]) if row["closure"] else None,
         "closure_note": row["closure_note"],
-        "closed_at": iso_shanghai(row["closed_at"]) if row["closed_at"] else None,
+        "closed_at": _iso(row["closed_at"]),
         "registered_by": row["registered_by"], "registered_unit": row["registered_unit"],
         "registered_at": iso_shanghai(row["registered_at"]),
+        "tier": row["tier"], "tier_label": rules_mod.TIERS.get(row["tier"]),
+        "owner": row["owner"],
+        "lead": _unit_ref(locator, row["lead_code"]),
+        "routed_at": _iso(row["routed_at"]), "signed_at": _iso(row["signed_at"]),
+        "orders": order_tree(session, incident_id),
+        "suggested_route": dict(zip(("lead", "tier"), rules.suggest(
+            incident["type"], incident["category"],
+            township=row["township_code"], grid=row["grid_code"]))),
+        "clock": {"state": clock.state, "state_label": CLOCK_LABELS[clock.state],
+                  "limit_days": row["limit_days"], "extended_days": row["extended_days"] or 0,
+                  "due_at": _iso(clock.due_at), "notify_due_at": _iso(row["notify_due_at"]),
+                  "left_seconds": clock.left_seconds},
+        "sessions": sessions(session, incident_id),
+        "concluded_at": _iso(row["concluded_at"]),
+        "outcome": None if row["result"] is None else {
+            "result": row["result"], "result_label": handling.RESULT_LABELS[row["result"]],
+            "resolved": row["result"] in handling.RESOLVED, "at": _iso(row["concluded_at"]),
+            "terms": row["terms"], "amount": _money(row["agreed_amount"]),
+            "perform_by": row["perform_by"].isoformat() if row["perform_by"] else None,
+            "guided_to": row["guided_to"],
+            "guided_to_label": handling.GUIDED_TO.get(row["guided_to"]),
+            "note": row["outcome_note"],
+            "agreement_url": f"/api/v1/matters/{case_no}/agreement"
+            if row["result"] == "agreed" else None},
+        "confirmation": None if row["result"] != "agreed" else {
+            "state": row["confirmation"],
+            "state_label": handling.CONFIRMATION.get(row["confirmation"]),
+            "at": _iso(row["confirmation_at"]), "court": row["confirmation_court"],
+            "apply_by": _iso(confirmation_due)},
+        "followup": None if row["concluded_at"] is None else {
+            "due_at": _iso(row["followup_due_at"]), "at": _iso(row["followed_up_at"]),
+            "performed": row["performed"], "satisfaction": row["satisfaction"],
+            "satisfaction_label": handling.SATISFACTION[row["satisfaction"]][0]
+            if row["satisfaction"] else None},
+        "reopened": row["reopened"] or 0,
+        "related": related.related(session, incident_id, where=scope_filter(by)),
         "timeline": timeline(session, incident_id),
     }
+
+
+CLOCK_LABELS = {"running": "办理中", "near": "即将到期", "overdue": "已逾期", "concluded": "已办结",
+                "stopped": "不计时", "waiting": "待签收后计时"}
+
+
+def _iso(value) -> str | None:
+    return None if value is None else iso_shanghai(value)
+
+
+def _unit_ref(locator: Locator, code: str | None) -> dict | None:
+    if code is None:
+        return None
+    return {"code": code, "name": locator.unit(code)["name"] if locator.has(code) else code}
+
+
+def sessions(session: Session, incident_id: str) -> list[dict]:
+    """The mediation sessions, oldest first."""
+    from command.matters.models import matter_sessions
+
+    rows = session.execute(sa.select(matter_sessions)
+                           .where(matter_sessions.c.incident_id == incident_id)
+                           .order_by(matter_sessions.c.at, matter_sessions.c.id)).all()
+    return [{"at": iso_shanghai(r.at), "place": r.place, "mediators": json.loads(r.mediators),
+             "attendees": json.loads(r.attendees), "notes": r.notes, "by": r.by,
+             "unit": r.unit_code} for r in rows]
 
 
 def _money(value) -> float | None:
@@ -249,7 +338,7 @@ def parties(session: Session, incident_id: str) -> list[dict]:
 
 
 def _party_dict(r) -> dict:
-    return {"role": r["role"], "role_label": ROLE_LABELS.get(r["role"]), "kind": r["kind"],
+    return {"position": r["position"], "role": r["role"], "role_label": ROLE_LABELS.get(r["role"]), "kind": r["kind"],
             "kind_label": KIND_LABELS.get(r["kind"]), "name": r["name"],
             "id_number": r["id_number_masked"], "credit_code": r["credit_code"],
             "phone": r["phone_masked"], "address": r["address"]}
@@ -384,12 +473,19 @@ def close(session: Session, case_no: str, raw: dict, *, by: Principal, locator: 
     if state not in CLOSABLE:
         raise TransitionError(f"事项已「{STATE_LABELS.get(state, state)}」，窗口不能再直接办结", [])
     session.execute(sa.update(matters).where(matters.c.incident_id == row["incident_id"])
-                    .values(closure=body.closure, closure_note=body.note, closed_at=now))
+                    .values(closure=body.closure, closure_note=body.note, closed_at=now,
+                            concluded_at=now if body.closure == "on_the_spot" else None))
     session.execute(sa.update(incidents).where(incidents.c.id == row["incident_id"])
                     .values(status="closed"))
     _close_lines(session, row["incident_id"], state, body.closure, body.note, by, now)
+    from command.alerts import service as alerts_service
+    from command.matters.handling import overdue_key
+
+    changed = alerts_service.stage_resolve(session, overdue_key(case_no), now)
     (incident,) = loop.stamp(session, [row["incident_id"]], locator=locator)
-    return record(session, case_no, by=by, locator=locator), Changes(incidents=[incident])
+    alerts = alerts_service.stamp(session, [changed] if changed else [])
+    return record(session, case_no, by=by, locator=locator, now=now), \
+        Changes(incidents=[incident], alerts=alerts)
 
 
 def _check_own_township(by: Principal, row) -> None:
@@ -446,7 +542,7 @@ _ON_INCIDENT = ("title", "channel", "occurred_at", "severity", "category", "desc
 
 
 def correct(session: Session, case_no: str, raw: dict, *, by: Principal, keyring: Keyring,
-            locator: Locator, now: datetime) -> tuple[dict, Changes]:
+            locator: Locator, now: datetime, rules=None) -> tuple[dict, Changes]:
     """Correct a registered matter: fields, the place, and parties (`parties`: a list of edits
     `{"party": i, field: value…}`, `{"party": i, "remove": true}` or `{"add": {party}}`).
     Each change is a timeline line with the old and the new value (numbers masked) and an
@@ -503,7 +599,14 @@ def correct(session: Session, case_no: str, raw: dict, *, by: Principal, keyring
     party_changes = _correct_parties(session, incident_id, raw.get("parties"), keyring)
     changes += party_changes
     if not changes:
-        return record(session, case_no, by=by, locator=locator), Changes()
+        return record(session, case_no, by=by, locator=locator, now=now, rules=rules), Changes()
+    if "category" in incident_values and row["limit_days"] is not None \
+            and row["concluded_at"] is None:  # another category, another legal limit
+        rules = rules_mod.defaults() if rules is None else rules
+        matter_values.update(rules_mod.clock_fields(
+            rules, type_code=current["type"], category=incident_values["category"],
+            registered_at=row["registered_at"], signed_at=row["signed_at"],
+            extended_days=row["extended_days"] or 0))
     if incident_values:
         session.execute(sa.update(incidents).where(incidents.c.id == incident_id)
                         .values(**incident_values))
@@ -517,7 +620,8 @@ def correct(session: Session, case_no: str, raw: dict, *, by: Principal, keyring
         write_audit(session, by, now, "correct", case_no, party=party, field=field,
                     reason=reason)
     (incident,) = loop.stamp(session, [incident_id], locator=locator)
-    return record(session, case_no, by=by, locator=locator), Changes(incidents=[incident])
+    return record(session, case_no, by=by, locator=locator, now=now, rules=rules), \
+        Changes(incidents=[incident])
 
 
 def _same(old, new) -> bool:

@@ -13,6 +13,9 @@ orders = sa.Table(
     sa.Column("issued_at", UTCDateTime, nullable=False),
     sa.Column("instruction", sa.Text, nullable=False),
     sa.Column("priority", sa.String(10), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False, default="order"),  # order | route (a matter)
+    sa.Column("tier", sa.String(12), nullable=True),  # a route's: simple | complex | difficult
+    sa.Column("owner", sa.String(64), nullable=True),  # a difficult route's county leader (包案)
 )
 
 order_nodes = sa.Table(
@@ -37,6 +40,7 @@ order_nodes = sa.Table(
     sa.Column("ack_escalated", sa.Boolean, nullable=False, default=False),
     sa.Column("due_alerted", sa.Boolean, nullable=False, default=False),
     sa.Column("due_escalated", sa.Boolean, nullable=False, default=False),
+    sa.Column("role", sa.String(8), nullable=True),  # a route's node: lead | assist
 )
 
 order_node_events = sa.Table(

@@ -221,15 +221,10 @@ def create_order(session: Session, *, incident_id: str, targets: list[str], inst
                           "due_minutes")
 
     work = Work()
-    order_id = uuid.uuid4().hex
-    session.execute(sa.insert(orders).values(id=order_id, incident_id=incident_id,
-                                             issued_by=by.name, issued_at=now,
-                                             instruction=instruction, priority=priority))
-    for code in codes:
-        work.node(insert_node(session, order_id=order_id, parent_id=None, incident_id=incident_id,
-                              target_code=code, instruction=instruction, priority=priority,
-                              ack_by=now + timedelta(minutes=ack),
-                              due_by=now + timedelta(minutes=due), by=by.name, now=now))
+    order_id = issue_nodes(session, work, incident_id=incident_id,
+                           targets=[(code, None) for code in codes], instruction=instruction,
+                           priority=priority, ack_by=now + timedelta(minutes=ack),
+                           due_by=now + timedelta(minutes=due), by=by.name, now=now)
     names = "、".join(locator.unit(c)["name"] for c in codes)
     for to in _DISPATCH_PATH[incident.status]:
         note = f"下达指令至{names}：{instruction}" if to != "accepted" else "下达指令时受理"
@@ -239,6 +234,23 @@ def create_order(session: Session, *, incident_id: str, targets: list[str], inst
     if changes is not None:
         changes.extend(done)
     return {**_order_dict(_order_row(session, order_id)), "nodes": done.nodes}
+
+
+def issue_nodes(session: Session, work: Work, *, incident_id: str,
+                targets: list[tuple[str, str | None]], instruction: str, priority: str,
+                ack_by: datetime, due_by: datetime, by: str, now: datetime, kind: str = "order",
+                tier: str | None = None, owner: str | None = None) -> str:
+    """Insert an order and one top node per (unit code, role); return the order's id."""
+    order_id = uuid.uuid4().hex
+    session.execute(sa.insert(orders).values(id=order_id, incident_id=incident_id, issued_by=by,
+                                             issued_at=now, instruction=instruction,
+                                             priority=priority, kind=kind, tier=tier,
+                                             owner=owner))
+    for code, role in targets:
+        work.node(insert_node(session, order_id=order_id, parent_id=None, incident_id=incident_id,
+                              target_code=code, instruction=instruction, priority=priority,
+                              ack_by=ack_by, due_by=due_by, by=by, now=now, role=role))
+    return order_id
 
 
 def forward(session: Session, *, node_id: str, targets: list[str], instruction: str | None = None,
@@ -310,6 +322,9 @@ def act(session: Session, *, node_id: str, action: str, by: Principal, note: str
     if action not in STATE_ACTIONS[state]:
         raise TransitionError(f"指令{NODE_STATE_LABELS[state]}，不能{_ACTION_LABELS[action]}",
                               _allowed_actions(session, node, by, locator))
+    if node["role"] == "lead" and action == "complete":
+        raise TransitionError("主办单位办结事项请登记办理结果（调解结果）：POST /api/v1/matters/"
+                              "{case_no}/outcome", ["ack", "return"])
     work = Work()
     if action == "deliver":
         _set_state(session, work, node_id, "delivered", by=by.name, now=now, note=note or "")
@@ -335,12 +350,19 @@ def act(session: Session, *, node_id: str, action: str, by: Principal, note: str
         _set_state(session, work, node_id, "cancelled", by=by.name, now=now, note=note or "")
         _closed(session, work, node_id, now)
     elif action == "reissue":
+        if node["role"] is not None:
+            raise TransitionError("退回的分流事项回到受理窗口，由窗口重新分流", ["cancel"])
         span_ack = node["ack_by"] - node["created_at"]
         span_due = node["due_by"] - node["created_at"]
         _set_state(session, work, node_id, "issued", by=by.name, now=now, note=note or "重新下达",
                    reason=None, acked_by=None, created_at=now, ack_by=now + span_ack,
                    due_by=now + span_due, ack_alerted=False, ack_escalated=False,
                    due_alerted=False, due_escalated=False)
+    if node["role"] == "lead" and action in ("ack", "return"):
+        from command.matters import handling  # a route's lead moves its matter
+
+        handling.after_lead(session, work, node, action, by=by, now=now,
+                            reason=reason if action == "return" else None)
     done = work.finish(session, locator=locator)
     if changes is not None:
         changes.extend(done)
@@ -537,21 +559,23 @@ def _node_dict(row, unit: dict | None, history: list[dict]) -> dict:
         "seq": row["seq"], "created_at": iso_shanghai(row["created_at"]),
         "supervision": {k: bool(row[k]) for k in ("ack_alerted", "ack_escalated", "due_alerted",
                                                   "due_escalated")},
-        "history": history,
+        "role": row.get("role"), "history": history,
     }
 
 
 def _order_dict(row) -> dict:
     return {"id": row["id"], "incident_id": row["incident_id"], "issued_by": row["issued_by"],
             "issued_at": iso_shanghai(row["issued_at"]), "instruction": row["instruction"],
-            "priority": row["priority"]}
+            "priority": row["priority"], "kind": row.get("kind") or "order",
+            "tier": row.get("tier"), "owner": row.get("owner")}
 
 
 # --- building blocks (also used by supervision) -------------------------------------------
 
 def insert_node(session: Session, *, order_id: str, parent_id: str | None, incident_id: str,
                 target_code: str, instruction: str, priority: str, ack_by: datetime,
-                due_by: datetime, by: str, now: datetime, note: str = "") -> str:
+                due_by: datetime, by: str, now: datetime, note: str = "",
+                role: str | None = None) -> str:
     """Insert an `issued` node with its first history row (seq comes from `stamp_nodes`)."""
     node_id = uuid.uuid4().hex
     session.execute(sa.insert(order_nodes).values(
@@ -559,7 +583,7 @@ def insert_node(session: Session, *, order_id: str, parent_id: str | None, incid
         incident_id=incident_id, target_code=target_code, state="issued",
         instruction=instruction, priority=priority, ack_by=ack_by, due_by=due_by,
         created_at=now, ack_alerted=False, ack_escalated=False, due_alerted=False,
-        due_escalated=False))
+        due_escalated=False, role=role))
     add_history(session, node_id, "issued", by=by, now=now, note=note)
     return node_id
 

@@ -12,7 +12,8 @@ nothing):
 - not completed by `due_by`: the same pair.
 
 Signing off resolves the sign-off alert; completing, returning or cancelling resolves both.
-Returned nodes wait for the node above and are not supervised.
+Returned nodes wait for the node above and are not supervised. The nodes of a matter's route are
+watched for sign-off only: the matter's lateness is its legal clock (command.matters.clock).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def check(session: Session, *, now: datetime, limits: TimeLimits, locator: Locat
     due_now = sa.or_(
         sa.and_(n.state.in_(orders.UNACKED), n.ack_by <= now, n.ack_escalated.is_(False)),
         sa.and_(n.state.in_(orders.UNACKED + orders.WORKING), n.due_by <= now,
-                n.due_escalated.is_(False)))
+                n.due_escalated.is_(False), n.role.is_(None)))
     stmt = (sa.select(order_nodes, incidents.c.title, incidents.c.severity)
             .join(incidents, incidents.c.id == n.incident_id)
             .where(due_now).order_by(n.created_at, n.id))
@@ -65,6 +66,8 @@ def _step(session: Session, work: Work, node: dict, step: str, *, now: datetime,
     states, deadline_col, alerted, escalated, key_of = _STEPS[step]
     if node["state"] not in states or node[escalated]:
         return
+    if step == "due" and node["role"] is not None:
+        return  # a route's lateness is its matter's legal clock (matter_overdue), not the node's
     deadline = node[deadline_col]
     if now < deadline:
         return

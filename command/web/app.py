@@ -108,10 +108,12 @@ def create_app(settings: Settings, *, core: Core | None = None,
                       ordered_units=lambda ids: _ordered_units(core, ids),
                       matter_ids=lambda ids: _matter_ids(core, ids))
     if start_background:
+        from command.matters import clock
         from command.orders import supervision
         from command.scheduler import Scheduler
 
-        core.scheduler = Scheduler(core, [supervision.make_job(core, core.limits)],
+        core.scheduler = Scheduler(core, [supervision.make_job(core, core.limits),
+                                          clock.make_job(core, core.matter_rules)],
                                    interval=settings.supervision_seconds, name="supervision")
         core.scheduler.start()
         core.start_watch()

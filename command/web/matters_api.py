@@ -54,7 +54,8 @@ def register(principal):
     def run(session, c, locator):
         return service.register(session, read_object(), by=principal, keyring=c.keyring,
                                 locator=locator, now=c.clock.now(), idempotency_key=key,
-                                max_future=timedelta(seconds=c.settings.future_tolerance_seconds))
+                                max_future=timedelta(seconds=c.settings.future_tolerance_seconds),
+                                rules=c.matter_rules)
     try:
         return _run(run)
     except IntegrityError:
@@ -98,7 +99,8 @@ def search(principal):
 @require()
 def detail(principal, case_no):
     return _run(lambda session, c, locator: service.record(
-        session, case_no, by=principal, locator=locator), write=False)
+        session, case_no, by=principal, locator=locator, now=c.clock.now(),
+        rules=c.matter_rules), write=False)
 
 
 @matters_api.patch("/api/v1/matters/<case_no>")
@@ -106,7 +108,7 @@ def detail(principal, case_no):
 def correct(principal, case_no):
     return _run(lambda session, c, locator: service.correct(
         session, case_no, read_object(), by=principal, keyring=c.keyring, locator=locator,
-        now=c.clock.now()))
+        now=c.clock.now(), rules=c.matter_rules))
 
 
 @matters_api.post("/api/v1/matters/<case_no>/close")
@@ -121,6 +123,55 @@ def close(principal, case_no):
 def reveal(principal, case_no):
     return _run(lambda session, c, locator: service.reveal(
         session, case_no, read_object(), by=principal, keyring=c.keyring, now=c.clock.now()))
+
+
+_STEPS = {"route": "route", "sessions": "add_session", "outcome": "outcome",
+          "confirmation": "confirm", "followup": "followup", "extend": "extend",
+          "reopen": "reopen"}
+
+
+@matters_api.post("/api/v1/matters/<case_no>/<step>")
+@require()
+def step(principal, case_no, step):
+    """route, sessions, outcome, confirmation, followup, extend, reopen: the matter's record."""
+    from command.matters import handling
+
+    name = _STEPS.get(step)
+    if name is None:
+        return not_found(f"no matter step {step!r} (one of: {', '.join(_STEPS)}, close, reveal)")
+    return _run(lambda session, c, locator: getattr(handling, name)(
+        session, case_no, read_object(), by=principal, locator=locator, now=c.clock.now(),
+        rules=c.matter_rules))
+
+
+@matters_api.get("/api/v1/matters/<case_no>/agreement")
+@require()
+def agreement(principal, case_no):
+    """The 人民调解协议书 of an agreed matter (Word)."""
+    from urllib.parse import quote
+
+    from flask import Response
+
+    from command.matters import agreement as agreement_doc
+
+    c = core()
+    try:
+        with c.read() as session:
+            locator = c.units.current(session)
+            matter = service.record(session, case_no, by=principal, locator=locator,
+                                    now=c.clock.now(), rules=c.matter_rules)
+            content = agreement_doc.document(session, matter, keyring=c.keyring)
+    except NotFound as exc:
+        return not_found(str(exc))
+    except DomainError as err:
+        return error_response(err)
+    response = Response(content, mimetype="application/vnd.openxmlformats-officedocument."
+                                          "wordprocessingml.document")
+    filename = f"人民调解协议书-{case_no}.docx"
+    response.headers["Content-Disposition"] = (f"attachment; filename=\"agreement-{case_no}.docx\"; "
+                                               f"filename*=UTF-8''{quote(filename)}")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @matters_api.get("/api/v1/audit")
