@@ -50,7 +50,8 @@
     var RULES = {
         severity: "重大事件", mass_gathering: "群体性苗头", spike: "异常激增",
         repeat_place: "重复发生", feed_silence: "数据中断", overdue: "超时督办",
-        escalated: "督办升级"
+        escalated: "督办升级", matter_overdue: "事项督办", repeat_party: "重复来访",
+        confirmation_window: "司法确认提醒"
     };
     var COUNTY = ["duty", "leader", "admin"];
     var SHOWN = {wall: 3, desk: 1, phone: 2};

@@ -827,7 +827,8 @@
     function incidentOf(node) { return S.recs.get(node.incident_id) || S.titles[node.incident_id]; }
 
     function renderNodes() {
-        var all = Array.from(S.nodes.values());
+        // a matter's route nodes are worked in the matter work list (assets/worklist.js)
+        var all = Array.from(S.nodes.values()).filter(function (n) { return !n.role; });
         var own = all.filter(mine);
         var ownIds = {};
         own.forEach(function (n) { ownIds[n.id] = true; });

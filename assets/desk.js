@@ -14,7 +14,12 @@
  *   - the queue (matters registered and not routed or closed, newest first) is kept live from
  *     Socket.IO /live `incidents`, with `since` catch-up on connect and on a seq gap.
  *
- * Test hooks: window.cmdcenterWindow = {connected(), queue(), lastSaved(), socket()}.
+ *   - a matter picked from the queue or the to-do list (returned by its lead, near or past its
+ *     limit, follow-ups due today: GET /api/v1/matters/worklist) opens beside the form with
+ *     its steps: route it (pre-filled from the routing table), close it at the window, record
+ *     a session or the outcome, the follow-up (forms of assets/matters_ui.js).
+ *
+ * Test hooks: window.cmdcenterWindow = {connected(), queue(), lastSaved(), detail(), socket()}.
  */
 (function () {
     "use strict";
@@ -459,7 +464,11 @@
             if (waiting(inc)) { S.queue.set(inc.id, inc); } else { S.queue.delete(inc.id); }
             changed = true;
         });
-        if (changed) { renderQueue(); }
+        if (changed) {
+            renderQueue();
+            clearTimeout(S.todoTimer);
+            S.todoTimer = setTimeout(loadTodo, 500);
+        }
     }
 
     function renderQueue() {
@@ -483,21 +492,176 @@
     }
 
     function showDetail(caseNo) {
-        var box = byId(S.cfg.ids.desk_detail);
+        S.detailCase = caseNo;
         api("GET", "/api/v1/matters/" + encodeURIComponent(caseNo)).then(function (m) {
-            box.hidden = false;
-            box.textContent = "";
-            var receipt = el("a", {href: "/desk/receipt/" + encodeURIComponent(m.case_no), target: "_blank", className: "cc-btn cc-btn-small", text: "打印回执"});
-            box.appendChild(el("div", {className: "cc-card-head"}, [el("h2", {className: "cc-card-title", text: m.case_no + " · " + m.title}), receipt]));
-            box.appendChild(el("div", {className: "dk-meta", text: [m.type_label, m.category_label, m.channel_label, m.status_label].filter(Boolean).join(" · ")}));
-            if (m.summary) { box.appendChild(el("p", {text: m.summary})); }
-            box.appendChild(el("ul", {className: "dk-parties-list"}, m.parties.map(function (p) {
-                return el("li", {text: p.role_label + "：" + p.name + [p.id_number, p.credit_code, p.phone].filter(Boolean).map(function (x) { return " · " + x; }).join("")});
-            })));
-            box.appendChild(el("ol", {className: "dk-timeline"}, m.timeline.map(function (l) {
-                return el("li", {text: shortTime(l.at) + " " + l.by + "：" + l.note});
-            })));
+            S.detail = m;
+            renderDetail();
         }).catch(function (err) { toast(err.message, "error"); });
+    }
+
+    function renderDetail() {
+        var m = S.detail;
+        var box = byId(S.cfg.ids.desk_detail);
+        if (!box || !m) { return; }
+        box.hidden = false;
+        box.textContent = "";
+        var receipt = el("a", {href: "/desk/receipt/" + encodeURIComponent(m.case_no), target: "_blank", className: "cc-btn cc-btn-small", text: "打印回执"});
+        box.appendChild(el("div", {className: "cc-card-head"}, [el("h2", {className: "cc-card-title", text: m.case_no + " · " + m.title}), receipt]));
+        box.appendChild(el("div", {className: "dk-meta", text: [m.type_label, m.category_label, m.channel_label, m.status_label,
+            m.lead ? "主办：" + m.lead.name : null, m.tier_label].filter(Boolean).join(" · ")}));
+        if (m.clock && m.clock.due_at) {
+            box.appendChild(el("div", {className: "mx-clock", text: "办理期限：" + window.cmdcenterMatters.clockText(m.clock)}));
+        }
+        if (m.summary) { box.appendChild(el("p", {text: m.summary})); }
+        box.appendChild(el("ul", {className: "dk-parties-list"}, m.parties.map(function (p) {
+            return el("li", {text: p.role_label + "：" + p.name + [p.id_number, p.credit_code, p.phone].filter(Boolean).map(function (x) { return " · " + x; }).join("") +
+                (p.repeat ? " · 重复来访（12个月内 " + p.matters_12m + " 件）" : "")});
+        })));
+        if (m.related && m.related.length) {
+            box.appendChild(el("div", {className: "dk-related"}, [el("div", {className: "dk-earlier-head", text: "关联事项"})].concat(
+                m.related.slice(0, 8).map(function (r) {
+                    return el("div", {className: "dk-meta", text: r.case_no + " · " + r.title + " · " +
+                        {same_party: "同一当事人", possibly_same_party: "可能为同一人", same_place: "同一地点同类纠纷"}[r.reason]});
+                }))));
+        }
+        box.appendChild(actionsFor(m));
+        if (S.detailForm) { box.appendChild(S.detailForm); }
+        box.appendChild(el("ol", {className: "dk-timeline"}, m.timeline.map(function (l) {
+            return el("li", {text: shortTime(l.at) + " " + l.by + "：" + l.note});
+        })));
+    }
+
+    function actionsFor(m) {
+        var buttons = [];
+        var add = function (label, step, primary) {
+            buttons.push(el("button", {type: "button", className: "cc-btn cc-btn-small" + (primary ? " cc-btn-primary" : ""),
+                                       "data-detail-step": step, text: label}));
+        };
+        var waiting = S.cfg.waiting.indexOf(m.status) >= 0;
+        if (waiting && !m.closure) { add("分流交办", "route", true); add("窗口办结", "close"); }
+        if (!m.concluded_at && !m.closure && ["accepted", "dispatched", "in_progress"].indexOf(m.status) >= 0) {
+            add("登记调解", "session");
+            add("登记结果", "outcome");
+        }
+        if (m.concluded_at && !(m.followup && m.followup.at) && ["responded", "verified"].indexOf(m.status) >= 0) {
+            add("回访", "followup", true);
+        }
+        if (m.outcome && m.outcome.agreement_url) {
+            buttons.push(el("a", {className: "cc-btn cc-btn-small", href: m.outcome.agreement_url, text: "调解协议书（Word）"}));
+        }
+        return el("div", {className: "mx-actions"}, buttons);
+    }
+
+    function routeForm(m) {
+        var cfg = S.cfg;
+        var township = m.township && m.township.code;
+        var units = [["", "选择主办单位"]].concat(
+            cfg.depts.map(function (d) { return [d[0], "部门 · " + d[1]]; }),
+            cfg.townships.map(function (t) { return [t[0], "乡镇 · " + t[1]]; }),
+            (cfg.grids[township] || []).map(function (g) { return [g[0], "网格 · " + g[1]]; }));
+        var suggested = m.suggested_route || {};
+        var lead = el("select", {name: "lead"}, units.map(function (u) {
+            return el("option", {value: u[0], text: u[1], selected: u[0] === suggested.lead});
+        }));
+        var tier = el("select", {name: "tier"}, cfg.tiers.map(function (t) {
+            return el("option", {value: t[0], text: t[1], selected: t[0] === suggested.tier});
+        }));
+        var owner = el("select", {name: "owner"}, [el("option", {value: "", text: "（包案领导：疑难事项必填）"})].concat(
+            cfg.leaders.map(function (n) { return el("option", {value: n, text: n}); })));
+        var assist = el("select", {name: "assist", multiple: true, size: 4}, units.slice(1).map(function (u) {
+            return el("option", {value: u[0], text: u[1]});
+        }));
+        var note = el("textarea", {name: "note", rows: 2, placeholder: "交办意见（可不填）"});
+        var M = window.cmdcenterMatters;
+        return M.form("分流交办（主办、协办、分级）" + (suggested.lead ? " · 已按分流规则预填" : ""), [
+            ["主办单位", lead], ["协办单位（可多选）", assist], ["分级", tier], ["包案领导", owner], ["交办意见", note]
+        ], "交办", "/api/v1/matters/" + encodeURIComponent(m.case_no) + "/route", function (c) {
+            if (!c.lead.value) { throw new Error("请选择主办单位"); }
+            return {lead: c.lead.value, tier: c.tier.value, owner: c.owner.value || null,
+                    assist: Array.prototype.filter.call(c.assist.options, function (o) { return o.selected; }).map(function (o) { return o.value; }),
+                    note: c.note.value.trim() || null};
+        }, function (record) {
+            toast("已交办 " + record.case_no + " 至 " + (record.lead ? record.lead.name : ""));
+            S.detailForm = null;
+            S.detail = record;
+            upsert([record]);
+            renderDetail();
+            loadTodo();
+        });
+    }
+
+    function onDetailStep(step) {
+        var m = S.detail;
+        if (!m) { return; }
+        var M = window.cmdcenterMatters;
+        var done = function (record) {
+            S.detailForm = null;
+            S.detail = record;
+            upsert([record]);
+            toast("已保存 " + record.case_no);
+            renderDetail();
+            loadTodo();
+        };
+        S.detailForm = step === "route" ? routeForm(m) : M.stepForms[step](m, done);
+        renderDetail();
+    }
+
+    // --- finding a matter ------------------------------------------------------------------------
+    function renderFind() {
+        var box = byId(S.cfg.ids.desk_find);
+        if (!box) { return; }
+        var q = el("input", {type: "search", className: "dk-find-input", "aria-label": "查找事项",
+                             placeholder: "如 DEMO-2026-000123 或 张三"});
+        var results = el("div", {className: "dk-find-results"});
+        q.addEventListener("keydown", function (ev) {
+            if (ev.key !== "Enter" || !q.value.trim()) { return; }
+            ev.preventDefault();
+            api("POST", "/api/v1/matters/search", {q: q.value.trim()}).then(function (answer) {
+                results.textContent = "";
+                if (!answer.items.length) { results.appendChild(el("p", {className: "cc-empty", text: "没有找到。"})); }
+                answer.items.forEach(function (m) {
+                    results.appendChild(el("button", {type: "button", className: "dk-queue-item dk-found", "data-case": m.case_no}, [
+                        el("span", {className: "dk-case", text: m.case_no}),
+                        el("span", {className: "dk-queue-title", text: m.title}),
+                        el("span", {className: "dk-meta", text: [m.category_label || m.type_label, m.status_label, shortTime(m.registered_at)].filter(Boolean).join(" · ")})
+                    ]));
+                });
+            }).catch(function (err) { toast(err.message, "error"); });
+        });
+        box.textContent = "";
+        box.appendChild(q);
+        box.appendChild(results);
+    }
+
+    // --- the to-do list: returned, near the limit, follow-ups due ------------------------------
+    function loadTodo() {
+        api("GET", "/api/v1/matters/worklist").then(function (w) {
+            S.todo = w;
+            renderTodo();
+        }).catch(function () { /* next change or tick tries again */ });
+    }
+
+    function renderTodo() {
+        var box = byId(S.cfg.ids.desk_todo);
+        if (!box || !S.todo) { return; }
+        box.textContent = "";
+        var groups = [["returned", "退回待重新分流"], ["near", "临期 / 逾期"], ["followups_due", "今日待回访"]];
+        var any = false;
+        groups.forEach(function (g) {
+            var items = S.todo[g[0]] || [];
+            if (!items.length) { return; }
+            any = true;
+            box.appendChild(el("div", {className: "dk-earlier-head", text: g[1] + " · " + items.length + " 件"}));
+            items.slice(0, 30).forEach(function (m) {
+                box.appendChild(el("button", {type: "button", className: "dk-queue-item dk-todo-" + g[0], "data-case": m.case_no}, [
+                    el("span", {className: "dk-case", text: m.case_no}),
+                    el("span", {className: "dk-queue-title", text: m.title}),
+                    el("span", {className: "dk-meta", text: [m.lead ? "主办：" + m.lead.name : null,
+                        window.cmdcenterMatters.clockText(m.clock)].filter(Boolean).join(" · ")})
+                ]));
+            });
+        });
+        if (!any) { box.appendChild(el("p", {className: "cc-empty", text: "暂无待办提醒。"})); }
     }
 
     // --- /live ------------------------------------------------------------------------------------
@@ -543,8 +707,11 @@
     }
 
     function onClick(ev) {
+        if (!S || !document.querySelector(".cc-desk-page")) { return; }
+        var stepBtn = ev.target.closest && ev.target.closest("[data-detail-step]");
+        if (stepBtn) { onDetailStep(stepBtn.getAttribute("data-detail-step")); return; }
         var item = ev.target.closest && ev.target.closest(".dk-queue-item");
-        if (item && S) { showDetail(item.getAttribute("data-case")); }
+        if (item) { S.detailForm = null; showDetail(item.getAttribute("data-case")); }
     }
 
     function startWindow(cfg) {
@@ -555,6 +722,9 @@
         cfg.queue.forEach(function (inc) { S.queue.set(inc.id, inc); });
         renderForm();
         renderQueue();
+        renderFind();
+        loadTodo();
+        setInterval(loadTodo, 30000);
         connectLive();
         if (!listening) {
             listening = true;
@@ -576,6 +746,7 @@
         connected: function () { return !!(live && live.connected); },
         queue: function () { return S ? Array.from(S.queue.values()) : []; },
         lastSaved: function () { return S ? S.lastSaved || null : null; },
+        detail: function () { return S ? S.detail || null : null; },
         socket: function () { return live; }
     };
 }());

@@ -99,7 +99,9 @@ def test_every_state_has_a_chinese_label_and_final_states_lead_nowhere():
     ("responded", "leader", ["verified", "in_progress"]),
     ("responded", "township", []),
     ("verified", "duty", ["followed_up", "closed"]),
-    ("followed_up", "leader", ["closed"]),
+    ("followed_up", "leader", ["closed", "in_progress"]),  # reopened for review (issue 11)
+    ("followed_up", "desk", ["closed", "in_progress"]),
+    ("dispatched", "desk", ["in_progress", "responded"]),
     ("escalated", "township", ["accepted"]),
     ("escalated", "leader", ["accepted", "dispatched"]),
     ("escalated", "grid", []),

@@ -49,7 +49,8 @@ LEVEL_LABELS = {"grid": "网格", "township": "乡镇(街道)", "county": "县�
 PRIORITY_LABELS = {"urgent": "特急", "high": "紧急", "normal": "一般"}
 RULE_LABELS = {"overdue": "指令逾期督办", "escalated": "逾期升级", "severity": "高等级事件",
                "mass_gathering": "群体性聚集", "spike": "异常激增", "repeat_place": "重复发生地",
-               "feed_silence": "数据源中断"}
+               "feed_silence": "数据源中断", "matter_overdue": "事项办理督办",
+               "repeat_party": "重复来访", "confirmation_window": "司法确认提醒"}
 ALERT_LEVEL_LABELS = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 ALERT_STATUS_LABELS = {"open": "待处置", "acknowledged": "已确认", "dismissed": "已排除",
                        "resolved": "已解除"}

@@ -32,7 +32,8 @@ from command.incidents.workflow import STATE_LABELS, TransitionError
 from command.keys import Keyring
 from command.matters import identity, numbers, schemas
 from command.matters import rules as rules_mod
-from command.matters.categories import KIND_LABELS, MATTER_TYPES, RISK_LABELS, ROLE_LABELS
+from command.matters.categories import (CATEGORY_LABELS, KIND_LABELS, MATTER_TYPES, RISK_LABELS,
+                                        ROLE_LABELS)
 from command.matters.models import audit, matter_events, matter_parties, matters
 from command.orders.service import Changes
 from command.users.principal import Principal
@@ -720,3 +721,104 @@ def _parse_party(raw, where: str):
         err.message = f"{where}: {err.message}"
         raise
 
+
+
+# --- work lists -------------------------------------------------------------------------------
+
+def _compact(row, *, now: datetime, rules, locator: Locator, node=None) -> dict:
+    """A matter as a work list shows it: what it is, where it stands, its clock."""
+    from command.matters import handling
+    from command.matters.clock import matter_clock
+    from command.matters.rules import TIERS
+
+    clock = matter_clock(row, now=now, rules=rules)
+    return {
+        "case_no": row["case_no"], "id": row["incident_id"], "title": row["title"],
+        "type": row["type"], "category": row["category"],
+        "category_label": CATEGORY_LABELS.get(row["category"]) if row["category"] else None,
+        "status": row["status"], "status_label": STATE_LABELS.get(row["status"]),
+        "registered_at": iso_shanghai(row["registered_at"]),
+        "tier": row["tier"], "tier_label": TIERS.get(row["tier"]),
+        "lead": _unit_ref(locator, row["lead_code"]),
+        "township": _unit_ref(locator, row["township_code"]),
+        "clock": {"state": clock.state, "state_label": CLOCK_LABELS[clock.state],
+                  "due_at": _iso(clock.due_at), "left_seconds": clock.left_seconds},
+        "result": row["result"],
+        "result_label": handling.RESULT_LABELS.get(row["result"]) if row["result"] else None,
+        "followup_due_at": _iso(row["followup_due_at"]),
+        "followed_up_at": _iso(row["followed_up_at"]),
+        "confirmation": row["confirmation"],
+        "node": None if node is None else {"id": node["id"], "role": node["role"],
+                                           "state": node["state"],
+                                           "ack_by": iso_shanghai(node["ack_by"])},
+    }
+
+
+def _worklist_rows(session: Session, *where):
+    stmt = (sa.select(matters, incidents.c.type, incidents.c.category, incidents.c.status,
+                      incidents.c.title, incidents.c.township_code)
+            .join(incidents, incidents.c.id == matters.c.incident_id).where(*where))
+    return session.execute(stmt).mappings().all()
+
+
+def worklist(session: Session, *, by: Principal, locator: Locator, now: datetime,
+             rules=None, limit: int = 200) -> dict:
+    """What a user has to do with matters.
+
+    A unit (township, grid, department): the matters routed to it (as lead or assist) that are
+    still open, or concluded and awaiting their follow-up or judicial confirmation, clock first.
+    The window (desk, duty): matters returned by their lead, matters near or past their limit,
+    follow-ups due by the end of today.
+    """
+    from command.clock import SHANGHAI
+    from command.matters import rules as rules_mod
+    from command.orders.models import order_nodes
+
+    rules = rules or rules_mod.defaults()
+    if by.role in ("desk", "duty", "leader", "admin"):
+        returned = _worklist_rows(session, matters.c.lead_code.is_(None),
+                                  matters.c.routed_at.isnot(None),
+                                  incidents.c.status.in_(("reported", "accepted")))
+        open_rows = _worklist_rows(session, matters.c.concluded_at.is_(None),
+                                   matters.c.closure.is_(None), matters.c.due_at.isnot(None),
+                                   incidents.c.status.notin_(("closed", "merged",
+                                                              "false_alarm")))
+        end_of_day = (now.astimezone(SHANGHAI).replace(hour=23, minute=59, second=59))
+        due = _worklist_rows(session, matters.c.concluded_at.isnot(None),
+                             matters.c.followed_up_at.is_(None),
+                             matters.c.followup_due_at <= end_of_day,
+                             incidents.c.status.in_(("responded", "verified")))
+        compact = [_compact(r, now=now, rules=rules, locator=locator) for r in open_rows]
+        near = sorted((m for m in compact if m["clock"]["state"] in ("near", "overdue")),
+                      key=lambda m: m["clock"]["left_seconds"] or 0)
+        return {"returned": [_compact(r, now=now, rules=rules, locator=locator)
+                             for r in returned][:limit],
+                "near": near[:limit],
+                "followups_due": [_compact(r, now=now, rules=rules, locator=locator)
+                                  for r in due][:limit]}
+    if by.unit_code is None:
+        return {"items": []}
+    n = order_nodes.c
+    nodes = session.execute(
+        sa.select(order_nodes).where(n.target_code == by.unit_code, n.role.isnot(None),
+                                     n.state.notin_(("cancelled",)))
+        .order_by(n.created_at.desc()).limit(limit * 2)).mappings().all()
+    latest: dict[str, dict] = {}
+    for node in nodes:
+        latest.setdefault(node["incident_id"], node)
+    if not latest:
+        return {"items": []}
+    rows = _worklist_rows(session, matters.c.incident_id.in_(list(latest)))
+    items = []
+    for r in rows:
+        node = latest[r["incident_id"]]
+        if node["state"] == "returned":
+            continue  # back at the window
+        waiting = r["concluded_at"] is None or (
+            node["role"] == "lead" and (r["followed_up_at"] is None or (
+                r["result"] == "agreed" and r["confirmation"] is None)))
+        if waiting and r["status"] not in ("closed", "merged", "false_alarm"):
+            items.append(_compact(r, now=now, rules=rules, locator=locator, node=node))
+    order = {"overdue": 0, "near": 1, "running": 2, "waiting": 3, "concluded": 4, "stopped": 5}
+    items.sort(key=lambda m: (order[m["clock"]["state"]], m["clock"]["left_seconds"] or 0))
+    return {"items": items[:limit]}

@@ -190,3 +190,9 @@ def login(session: Session, *, name: str, password: str, now: datetime) -> Login
     session.execute(sa.update(users).where(users.c.id == row.id)
                     .values(failed_logins=0, locked_until=None))
     return LoginOutcome(row.id)
+
+
+def names_with_role(session: Session, role: str) -> list[str]:
+    """The names of the active users of a role (e.g. the county leaders who own cases)."""
+    return list(session.execute(sa.select(users.c.name).where(
+        users.c.role == role, users.c.disabled_at.is_(None)).order_by(users.c.name)).scalars())

@@ -88,6 +88,14 @@ def _bad(name: str, value: str):
     raise DomainError("invalid_field", f"{name}: unknown value {value!r}", name)
 
 
+@matters_api.get("/api/v1/matters/worklist")
+@require()
+def worklist(principal):
+    return _run(lambda session, c, locator: service.worklist(
+        session, by=principal, locator=locator, now=c.clock.now(), rules=c.matter_rules),
+        write=False)
+
+
 @matters_api.post("/api/v1/matters/search")
 @require()
 def search(principal):

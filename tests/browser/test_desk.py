@@ -131,3 +131,67 @@ def test_earlier_matters_appear_beside_the_form(contexts, server):
     desk.wait_for_selector(".dk-earlier-group.is-possible", timeout=10_000)
     assert "可能为同一人" in desk.text_content(".dk-earlier")
     assert_clean(desk)
+
+
+def test_route_sign_off_session_agreement_and_follow_up_across_faces(contexts, server):
+    """register at /desk → route → the department signs off on /township, records a session
+    and an agreement → the window follows it up (all through the pages)."""
+    desk, dept = contexts(), contexts()
+    token = server.add_user("clerk-api2", "desk")
+    import requests
+
+    r = requests.post(server.url + "/api/v1/matters", timeout=30,
+                      headers={"Authorization": f"Bearer {token}"},
+                      json={"type": "dispute", "category": "labour", "title": "讨要加班费",
+                            "grid": "DEMO-T01-G02",
+                            "parties": [{"role": "applicant", "kind": "person", "name": "王五"},
+                                        {"role": "respondent", "kind": "org",
+                                         "name": "某物流公司"}]})
+    assert r.ok, r.text
+    case_no = r.json()["case_no"]
+    sign_in(desk, server, "clerk-zhou", "desk")
+    desk.wait_for_function(f"{WINDOW} && {WINDOW}.connected()", timeout=20_000)
+    desk.click(f'.dk-queue-item[data-case="{case_no}"]')
+    desk.locator('[data-detail-step="route"]').click(timeout=10_000)
+    assert desk.input_value('.mx-form select[name="lead"]') == "dept.hrss"  # the routing table
+    desk.click('.mx-form button[type="submit"]')
+    desk.wait_for_function(f"{WINDOW}.detail() && {WINDOW}.detail().status === 'dispatched'",
+                           timeout=10_000)
+    desk.wait_for_selector(f'.dk-queue-item[data-case="{case_no}"]', state="detached",
+                           timeout=10_000)
+
+    sign_in(dept, server, "hrss-li", "dept", "dept.hrss")
+    card = dept.locator(f'.mx-card[data-case="{case_no}"]')
+    card.wait_for(timeout=20_000)
+    assert "主办" in card.text_content()
+    card.locator('[data-step="ack"]').click()
+    dept.wait_for_selector(f'.mx-card[data-case="{case_no}"] [data-step="outcome"]',
+                           timeout=10_000)
+    dept.click(f'.mx-card[data-case="{case_no}"] [data-step="session"]')
+    dept.fill('.mx-form input[name="mediators"]', "李调解员")
+    dept.fill('.mx-form input[name="attendees"]', "王五，某物流公司代表")
+    dept.fill('.mx-form textarea[name="notes"]', "双方陈述，初步达成意向")
+    dept.click('.mx-form button[type="submit"]')
+    dept.wait_for_selector(".mx-form", state="detached", timeout=10_000)
+    dept.click(f'.mx-card[data-case="{case_no}"] [data-step="outcome"]')
+    dept.select_option('.mx-form select[name="result"]', "agreed")
+    dept.fill('.mx-form textarea[name="terms"]', "某物流公司支付王五加班费3000元")
+    dept.fill('.mx-form input[name="amount"]', "3000")
+    dept.fill('.mx-form input[name="perform_by"]', "2026-12-31")
+    dept.click('.mx-form button[type="submit"]')
+    link = dept.locator(f'.mx-card[data-case="{case_no}"] a[href$="/agreement"]')
+    link.wait_for(timeout=10_000)
+    with dept.expect_download() as info:
+        link.click()
+    assert info.value.suggested_filename.endswith(".docx")
+
+    desk.fill(".dk-find-input", case_no)  # the window finds it by its number
+    desk.press(".dk-find-input", "Enter")
+    desk.click(f'.dk-found[data-case="{case_no}"]')
+    desk.locator('[data-detail-step="followup"]').click(timeout=10_000)
+    desk.select_option('.mx-form select[name="satisfaction"]', "satisfied")
+    desk.click('.mx-form button[type="submit"]')
+    desk.wait_for_function(f"{WINDOW}.detail() && {WINDOW}.detail().status === 'followed_up'",
+                           timeout=10_000)
+    assert desk.evaluate(f"{WINDOW}.detail().rating") == 5
+    assert_clean(desk, dept)

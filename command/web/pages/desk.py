@@ -17,8 +17,10 @@ from flask import current_app
 from command.db import last_seq
 from command.incidents.types import TYPE_LABELS
 from command.matters import categories, schemas
+from command.matters import rules as rules_mod
 from command.matters import service as matters_service
 from command.units import service as units_service
+from command.users import service as users_service
 from command.web import field_ids as ids
 from command.web import ticker
 from command.web.auth import page_user
@@ -48,8 +50,15 @@ def layout(**_):
     for u in unit_rows:
         if u["level"] == "grid" and (own is None or u["parent"] == own):
             grids.setdefault(u["parent"], []).append([u["code"], u["name"]])
+    leaders: list[str] = []
+    if principal is not None:
+        with core.read() as s:
+            leaders = users_service.names_with_role(s, "leader")
     state = {
         "ids": {name.lower(): getattr(ids, name) for name in dir(ids) if name.isupper()},
+        "depts": [[u["code"], u["name"]] for u in unit_rows if u["level"] == "dept"],
+        "leaders": leaders,
+        "tiers": list(rules_mod.TIERS.items()),
         "me": me(principal),
         "last_seq": seq,
         "now": int(now.timestamp() * 1000),
@@ -82,12 +91,26 @@ def layout(**_):
                 html.Div(id=ids.DESK_FORM, className="dk-form"),
             ]),
             html.Aside(className="dk-side", children=[
+                html.Section(className="cc-card dk-find-card", children=[
+                    html.Div(className="cc-card-head", children=[
+                        html.H2("查找事项", className="cc-card-title"),
+                        html.Span("案号、标题、当事人姓名，回车查找", className="cc-card-note"),
+                    ]),
+                    html.Div(id=ids.DESK_FIND, className="dk-find"),
+                ]),
                 html.Section(className="cc-card dk-earlier-card", children=[
                     html.Div(className="cc-card-head", children=[
                         html.H2("当事人以往事项", className="cc-card-title")]),
                     html.Div(id=ids.DESK_EARLIER, className="dk-earlier", children=[
                         html.P("输入身份证号、统一社会信用代码或手机号后，这里列出此人以往的事项。",
                                className="cc-empty")]),
+                ]),
+                html.Section(className="cc-card dk-todo-card", children=[
+                    html.Div(className="cc-card-head", children=[
+                        html.H2("待办提醒", className="cc-card-title"),
+                        html.Span("退回待重新分流 · 临期逾期 · 今日待回访", className="cc-card-note"),
+                    ]),
+                    html.Div(id=ids.DESK_TODO, className="dk-queue"),
                 ]),
                 html.Section(className="cc-card dk-queue-card", children=[
                     html.Div(className="cc-card-head", children=[

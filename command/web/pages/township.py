@@ -67,6 +67,15 @@ def layout(**_):
         ticker.mount(principal, mode="desk"),
         html.Div(id=ids.TOWNSHIP_MESSAGE, className="cc-toast", role="status"),
         html.Main(className="cc-desk cc-desk-two", children=[
+            html.Div(className="cc-stack", children=[
+            html.Section(className="cc-card cc-matters-card", children=[
+                html.Div(className="cc-card-head", children=[
+                    html.H2("交办事项", className="cc-card-title"),
+                    html.Span([html.Span("0", id=ids.TOWNSHIP_MATTER_COUNT), " 件，期限近的在前"],
+                              className="cc-card-note"),
+                ]),
+                html.Div(id=ids.TOWNSHIP_MATTERS, className="cc-nodes mx-list"),
+            ]),
             html.Section(className="cc-card cc-nodes-card", children=[
                 html.Div(className="cc-card-head", children=[
                     html.H2("待办指令", className="cc-card-title"),
@@ -75,6 +84,7 @@ def layout(**_):
                 ]),
                 html.Div(id=ids.TOWNSHIP_NODES, className="cc-nodes", children=[
                     html.P("暂无指令。", className="cc-empty")]),
+            ]),
             ]),
             html.Section(className="cc-card cc-list-card", children=[
                 html.Div(className="cc-card-head", children=[
@@ -90,6 +100,12 @@ def layout(**_):
 dash.clientside_callback(
     ClientsideFunction(namespace="cmdcenterDesk", function_name="startTownship"),
     Output(ids.TOWNSHIP_STATUS, "title"),
+    Input(ids.TOWNSHIP_STATE, "data"),
+)
+
+dash.clientside_callback(
+    ClientsideFunction(namespace="cmdcenterWorklist", function_name="startUnit"),
+    Output(ids.TOWNSHIP_MATTERS, "title"),
     Input(ids.TOWNSHIP_STATE, "data"),
 )
 
