@@ -105,7 +105,7 @@ class Core:
             self._ingest = IngestFlow(
                 self.write, self.units, self.bus, self.clock,
                 RateLimiter(s.rate_per_second, s.rate_burst), max_list=s.max_list,
-                max_future=timedelta(seconds=s.future_tolerance_seconds))
+                max_future=timedelta(seconds=s.future_tolerance_seconds), keyring=self.keyring)
         return self._ingest
 
     def locator(self):

@@ -94,9 +94,25 @@ def migrate(engine: Engine) -> None:
     from alembic import command as alembic_command
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        alembic_command.upgrade(cfg, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection if sqlite else None
+        if raw is not None:
+            # SQLite changes a column by rebuilding its table, dropping the old one first:
+            # with foreign keys on, that drop fails when other tables point at it. Off for the
+            # migration (it only works outside a transaction), checked before they are on again.
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                alembic_command.upgrade(cfg, "head")
+            if raw is not None:
+                broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration left broken references: {broken[:5]}")
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 def utcnow() -> datetime:

@@ -9,3 +9,4 @@ from command.orders import models as _orders  # noqa: F401
 from command.users import models as _users  # noqa: F401
 from command.briefing import models as _briefs  # noqa: F401
 from command.matters import models as _matters  # noqa: F401
+from command.photos import models as _photos  # noqa: F401

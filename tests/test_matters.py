@@ -333,6 +333,14 @@ def test_migration_numbers_stored_matters_in_received_order(tmp_path):
                 f" VALUES ('i{i}', {i + 1}, 1, 's{i}', 'f', '{kind}', 4, 't', '', '{at}', '{at}',"
                 " 120, 30, 0, 'reported', 'grid')"))
         conn.execute(sa.text("UPDATE counters SET value = 4 WHERE name = 'seq'"))
+        # rows pointing at incidents: SQLite rebuilds the table to change a column, and must
+        # not trip over them (a deployment of the previous version has thousands)
+        conn.execute(sa.text("INSERT INTO incident_events (incident_id, at, by, from_state, "
+                             "to_state, note) VALUES ('i0', '2026-03-01 10:05:00', 'duty', "
+                             "'reported', 'accepted', '')"))
+        conn.execute(sa.text("INSERT INTO orders (id, incident_id, issued_by, issued_at, "
+                             "instruction, priority) VALUES ('o1', 'i2', 'lead', "
+                             "'2026-02-01 10:10:00', '处置', 'normal')"))
     engine.dispose()
     core = Core(config.load(data_dir=tmp_path / "data", database_url=url), bus=InProcessBus())
     try:
@@ -343,6 +351,8 @@ def test_migration_numbers_stored_matters_in_received_order(tmp_path):
         assert got == {"i3": "330102-2025-000001", "i1": "330102-2026-000001",
                        "i2": None, "i0": "330102-2026-000002"}
         assert counters["case:2026"] == 2 and counters["case:2025"] == 1
+        assert s.execute(sa.text("PRAGMA foreign_key_check")).all() == []
+        assert s.execute(sa.text("SELECT incident_id FROM orders")).scalar() == "i2"
         record, _ = register(core, body(grid=None, lon=120.2, lat=30.05, parties=[]))
         assert record["case_no"].startswith("330102-2026-")
         assert record["case_no"] == "330102-2026-000003"

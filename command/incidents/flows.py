@@ -33,7 +33,7 @@ MAX_GROUP = 5000  # reports per transaction
 
 @dataclass
 class _Job:
-    feed: Feed
+    source: service.Source
     raws: list[Any]
     future: Future = field(default_factory=Future)
 
@@ -43,7 +43,7 @@ class IngestFlow:
 
     def __init__(self, sessions: sessionmaker[Session], units: UnitRegistry, bus: Bus,
                  clock: Clock, limiter: RateLimiter, *, max_list: int = 1000,
-                 max_future: timedelta = timedelta(minutes=5)) -> None:
+                 max_future: timedelta = timedelta(minutes=5), keyring=None) -> None:
         self._sessions = sessions
         self._units = units
         self._bus = bus
@@ -51,22 +51,26 @@ class IngestFlow:
         self._limiter = limiter
         self._max_list = max_list
         self._max_future = max_future
+        self._keyring = keyring
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, feed: Feed, body: Any, timeout: float = 60) -> list[service.Outcome]:
-        """Store one report or a list; raise DomainError for the request as a whole."""
+    def submit(self, feed: Feed | service.Source, body: Any,
+               timeout: float = 60) -> list[service.Outcome]:
+        """Store one report or a list from a feed (or a user's phone: a Source); raise
+        DomainError for the request as a whole."""
+        source = service.Source.of(feed)
         raws = body if isinstance(body, list) else [body]
         if len(raws) > self._max_list:
             raise DomainError("too_large", f"a list may hold at most {self._max_list} reports, "
                                            f"got {len(raws)}")
         if not raws:
             return []
-        if not self._limiter.take(feed.id, len(raws)):
-            raise DomainError("rate_limited", f"feed {feed.name!r} is over its rate limit; "
-                                              "retry in a moment")
-        job = _Job(feed, raws)
+        if not self._limiter.take(source.key, len(raws)):
+            who = f"feed {source.feed_name!r}" if source.user is None else f"user {source.user!r}"
+            raise DomainError("rate_limited", f"{who} is over the rate limit; retry in a moment")
+        job = _Job(source, raws)
         self._queue.put(job)
         return job.future.result(timeout=timeout)
 
@@ -124,27 +128,29 @@ class IngestFlow:
         Returns per job either its outcomes or a DomainError for the whole request (a feed
         revoked or disabled since it connected), and the new incidents in seq order.
         """
-        by_feed: dict[int, list[int]] = {}
+        by_source: dict[tuple, list[int]] = {}
         for index, job in enumerate(jobs):
-            by_feed.setdefault(job.feed.id, []).append(index)
+            by_source.setdefault(job.source.key, []).append(index)
+        feed_ids = [key[1] for key in by_source if key[0] == "feed"]
         for attempt in range(3):
             try:
                 with self._sessions() as session, session.begin():
-                    active = feeds_service.active_ids(session, list(by_feed))
+                    active = feeds_service.active_ids(session, feed_ids) if feed_ids else set()
                     locator = self._units.current(session)
                     now = self._clock.now()
                     results: list = [None] * len(jobs)
                     published: list[dict] = []
-                    for feed_id, indexes in by_feed.items():
-                        if feed_id not in active:
+                    for key, indexes in by_source.items():
+                        if key[0] == "feed" and key[1] not in active:
                             for i in indexes:
                                 results[i] = DomainError(
                                     "unauthorized", "the feed's token was revoked or disabled")
                             continue
                         raws = [raw for i in indexes for raw in jobs[i].raws]
-                        outcomes, new = service.ingest(session, jobs[indexes[0]].feed, raws,
+                        outcomes, new = service.ingest(session, jobs[indexes[0]].source, raws,
                                                        locator=locator, now=now,
-                                                       max_future=self._max_future)
+                                                       max_future=self._max_future,
+                                                       keyring=self._keyring)
                         start = 0
                         for i in indexes:
                             results[i] = outcomes[start:start + len(jobs[i].raws)]

@@ -32,7 +32,7 @@ SYSTEM = "system"  # the `by` of moves the software makes itself (e.g. all order
 
 def get(session: Session, incident_id: str, *, locator: Locator) -> dict:
     """The incident's wire dict, or NotFound."""
-    return incident_dict(_row(session, incident_id), locator)
+    return incident_dict(_row(session, incident_id), locator, session)
 
 
 def transition(session: Session, incident_id: str, *, to: str, by: Principal, note: str = "",
@@ -118,9 +118,14 @@ def ordered_units(session: Session, incident_id: str) -> frozenset[str]:
     return frozenset(session.execute(stmt).scalars())
 
 
-def incident_dict(row, locator: Locator) -> dict:
+def incident_dict(row, locator: Locator, session: Session | None = None) -> dict:
     """The wire dict of an incident row joined with its feed name, loop fields included."""
-    return row_dict(row, row["feed_name"], locator)
+    item = row_dict(row, row["feed_name"], locator)
+    if session is not None and row.get("photo_count"):
+        from command.photos import service as photos
+
+        item["photos"] = photos.of_incidents(session, [row["id"]]).get(row["id"], [])
+    return item
 
 
 def _row(session: Session, incident_id: str, *, lock: bool = False):

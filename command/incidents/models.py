@@ -35,7 +35,14 @@ incidents = sa.Table(
     sa.Column("case_no", sa.String(40), nullable=True, unique=True),  # matters only, for life
     # placed at its grid, not at a measured point: left out of every distance rule
     sa.Column("approximate", sa.Boolean, nullable=False, default=False),
+    # reported from a phone: the user, how the place was taken (gps | map | grid) and how well
+    sa.Column("reporter_user", sa.String(64), nullable=True),
+    sa.Column("position", sa.String(8), nullable=True),
+    sa.Column("accuracy_m", sa.Float, nullable=True),
+    sa.Column("photo_count", sa.Integer, nullable=False, default=0),
     sa.UniqueConstraint("feed_id", "source_id", name="uq_incidents_feed_source"),
+    sa.Index("uq_incidents_user_source", "reporter_user", "source_id", unique=True),
     sa.Index("ix_incidents_occurred_at", "occurred_at"),
     sa.Index("ix_incidents_feed_received", "feed_id", "received_at"),  # feed silence
+    sa.Index("ix_incidents_reporter_user", "reporter_user"),
 )

@@ -130,6 +130,52 @@ class Report(BaseModel):
         return datetime.fromisoformat(self.occurred_at)
 
 
+class FieldReport(Report):
+    """A report from a grid worker's phone: how the place was taken, and for a matter its
+    parties (optional) and a closure on the spot."""
+
+    position: Literal["gps", "map", "grid"] | None = None
+    accuracy_m: Coord | None = Field(default=None, ge=0, le=1_000_000)
+    parties: list[Any] = Field(default_factory=list, max_length=20)
+    closure: Literal["on_the_spot"] | None = None
+    note: Text = Field(default=None, max_length=2000)
+
+    @field_validator("parties")
+    @classmethod
+    def _parties(cls, value: list) -> list:
+        from command.matters.schemas import Party
+
+        out = []
+        for k, raw in enumerate(value):
+            try:
+                out.append(Party.model_validate(raw))
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                from command.matters.schemas import path
+
+                raise PydanticCustomError(
+                    "invalid_field", f"parties[{k}].{path(err['loc'])}: {err['msg']}") from None
+        return out
+
+    @model_validator(mode="after")
+    def _field(self) -> "FieldReport":
+        if self.position is None:
+            self.position = "grid" if self.approximate else "gps"
+        if self.position == "grid" and not self.approximate:
+            raise PydanticCustomError("invalid_field_position",
+                                      "position grid: send the grid code without lon/lat")
+        if self.position != "grid" and self.approximate:
+            raise PydanticCustomError("missing_field_lon",
+                                      f"position {self.position}: lon and lat are required")
+        if (self.parties or self.closure) and not is_matter(self.type):
+            raise PydanticCustomError("invalid_field_type",
+                                      "parties and a closure belong to a matter (a matter type)")
+        if self.closure and not self.note:
+            raise PydanticCustomError("missing_field_note",
+                                      "a closure on the spot needs a note: what was done")
+        return self
+
+
 _CODE_BY_PYDANTIC = {
     "missing": "missing_field",
     "greater_than_equal": "out_of_range",
@@ -144,12 +190,13 @@ _CODE_BY_PYDANTIC = {
 }
 
 
-def validate(raw: Any, *, now: datetime, max_future: timedelta = MAX_FUTURE) -> Report:
+def validate(raw: Any, *, now: datetime, max_future: timedelta = MAX_FUTURE,
+             schema: type[Report] = Report) -> Report:
     """Validate one raw report; raise DomainError naming the first bad field."""
     if not isinstance(raw, dict):
         raise DomainError("invalid_field", "a report must be a JSON object")
     try:
-        report = Report.model_validate(raw)
+        report = schema.model_validate(raw)
     except ValidationError as exc:
         raise _domain_error(exc) from None
     if report.occurred - now > max_future:
@@ -165,6 +212,8 @@ def _domain_error(exc: ValidationError) -> DomainError:
     kind = err["type"]
     if kind.startswith("missing_field_"):
         return DomainError("missing_field", err["msg"], kind.removeprefix("missing_field_"))
+    if kind.startswith("invalid_field_"):
+        return DomainError("invalid_field", err["msg"], kind.removeprefix("invalid_field_"))
     if kind in ("unknown_type", "invalid_field", "out_of_range"):
         code = kind
     else:
@@ -189,6 +238,9 @@ def fingerprint(report: Report, lon: float, lat: float) -> str:
     ]
     if report.category is not None:  # absent from digests stored before categories existed
         content.append(report.category)
+    extra = [getattr(report, k, None) for k in ("position", "accuracy_m", "closure", "note")]
+    if any(v is not None for v in extra) or getattr(report, "parties", None):
+        content.append([*extra, [p.model_dump() for p in getattr(report, "parties", [])]])
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 

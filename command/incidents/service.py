@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 from command.clock import iso_shanghai
 from command.db import next_seq
 from command.errors import DomainError
-from command.feeds.service import Feed
 from command.incidents.models import incidents
-from command.incidents.schemas import Report, fingerprint, mask_phone, validate
+from command.incidents.schemas import FieldReport, Report, fingerprint, mask_phone, validate
 from command.incidents.types import TYPE_LABELS
 from command.incidents.workflow import STATE_LABELS
 from command.matters.categories import MATTER_TYPES, category_label, channel_label
@@ -39,6 +38,34 @@ class Outcome:
         return {"ok": True, "incident": self.incident, "duplicate": self.duplicate}
 
 
+@dataclass(frozen=True)
+class Source:
+    """Who sent reports: a feed (its id and name) or a signed-in user on a phone (their name).
+
+    `(feed, id)` and `(user, id)` are each idempotent keys.
+    """
+
+    feed_id: int | None = None
+    feed_name: str | None = None
+    user: str | None = None
+
+    @classmethod
+    def of(cls, sender) -> "Source":
+        """A Source for a Feed, or the Source itself."""
+        if isinstance(sender, Source):
+            return sender
+        return cls(feed_id=sender.id, feed_name=sender.name)
+
+    @property
+    def key(self) -> tuple:
+        """What requests are grouped and de-duplicated by."""
+        return ("feed", self.feed_id) if self.user is None else ("user", self.user)
+
+    @property
+    def channel(self) -> str:
+        return "feed" if self.user is None else "grid"
+
+
 @dataclass
 class Placed:
     report: Report
@@ -47,18 +74,27 @@ class Placed:
     fingerprint: str
 
 
-def ingest(session: Session, feed: Feed, raws: list[Any], *, locator: Locator, now: datetime,
-           max_future: timedelta = timedelta(minutes=5)) -> tuple[list[Outcome], list[dict]]:
-    """Store a feed's reports in the caller's transaction.
+def ingest(session: Session, feed, raws: list[Any], *, locator: Locator, now: datetime,
+           max_future: timedelta = timedelta(minutes=5), keyring=None
+           ) -> tuple[list[Outcome], list[dict]]:
+    """Store the reports of a feed (or a user's phone: a Source with `user`) in the caller's
+    transaction.
 
     Returns one outcome per report, in order, and the incidents that are new (to publish once the
     caller has committed). Sequence numbers are reserved last, so the counter lock is short.
+    A phone's report may carry a matter's parties (stored with `keyring`) and its closure on
+    the spot.
     """
+    source = Source.of(feed)
+    schema = FieldReport if source.user is not None else Report
     outcomes: list[Outcome] = [Outcome() for _ in raws]
     valid: dict[int, Report] = {}
     for i, raw in enumerate(raws):
         try:
-            report = validate(raw, now=now, max_future=max_future)
+            report = validate(raw, now=now, max_future=max_future, schema=schema)
+            if getattr(report, "parties", None) and keyring is not None and any(
+                    p.id_number or p.phone for p in report.parties):
+                keyring.require()
             if report.grid is not None and not _is_grid(locator, report.grid):
                 raise DomainError("invalid_field", f"grid: no grid with code {report.grid!r}", "grid")
             valid[i] = report
@@ -66,7 +102,7 @@ def ingest(session: Session, feed: Feed, raws: list[Any], *, locator: Locator, n
             outcomes[i].error = err
     placed = _convert(valid, locator)  # WGS-84 positions, vectorised per datum
 
-    existing = _existing(session, feed.id, [p.report.id for p in placed.values()])
+    existing = _existing(session, source, [p.report.id for p in placed.values()])
     fresh: dict[int, Placed] = {}
     first_in_batch: dict[str, int] = {}  # source id -> index of its first new report
     repeats: dict[int, int] = {}  # index -> index of the same report earlier in this batch
@@ -75,7 +111,8 @@ def ingest(session: Session, feed: Feed, raws: list[Any], *, locator: Locator, n
         earlier = first_in_batch.get(p.report.id)
         if prior is not None:
             if prior["fingerprint"] == p.fingerprint:
-                outcomes[i] = Outcome(incident=row_dict(prior, feed.name, locator), duplicate=True)
+                outcomes[i] = Outcome(incident=row_dict(prior, source.feed_name, locator),
+                                      duplicate=True)
             else:
                 outcomes[i].error = _conflict(p.report.id)
         elif earlier is not None:
@@ -87,7 +124,7 @@ def ingest(session: Session, feed: Feed, raws: list[Any], *, locator: Locator, n
             first_in_batch[p.report.id] = i
             fresh[i] = p
 
-    created = _insert(session, feed, fresh, locator=locator, now=now)
+    created = _insert(session, source, fresh, locator=locator, now=now, keyring=keyring)
     for i, incident in created.items():
         outcomes[i].incident = incident
     for i, earlier in repeats.items():
@@ -124,19 +161,21 @@ def _is_grid(locator: Locator, code: str) -> bool:
     return locator.has(code) and locator.unit(code)["level"] == "grid"
 
 
-def _existing(session: Session, feed_id: int, source_ids: list[str]) -> dict[str, dict]:
-    """Stored rows of this feed with these source ids, by source id."""
+def _existing(session: Session, source: Source, source_ids: list[str]) -> dict[str, dict]:
+    """Stored rows of this feed (or user) with these source ids, by source id."""
     found: dict[str, dict] = {}
     unique = list(dict.fromkeys(source_ids))
+    mine = incidents.c.feed_id == source.feed_id if source.user is None else \
+        incidents.c.reporter_user == source.user
     for start in range(0, len(unique), 500):
-        stmt = sa.select(incidents).where(incidents.c.feed_id == feed_id,
+        stmt = sa.select(incidents).where(mine,
                                           incidents.c.source_id.in_(unique[start:start + 500]))
         found.update({row.source_id: dict(row._mapping) for row in session.execute(stmt)})
     return found
 
 
-def _insert(session: Session, feed: Feed, fresh: dict[int, Placed], *, locator: Locator,
-            now: datetime) -> dict[int, dict]:
+def _insert(session: Session, source: Source, fresh: dict[int, Placed], *, locator: Locator,
+            now: datetime, keyring=None) -> dict[int, dict]:
     if not fresh:
         return {}
     order = sorted(fresh)
@@ -158,18 +197,40 @@ def _insert(session: Session, feed: Feed, fresh: dict[int, Placed], *, locator: 
     rows = []
     for j, p in enumerate(items):
         r = p.report
+        closure = getattr(r, "closure", None)
         rows.append({
-            "id": uuid.uuid4().hex, "seq": None, "feed_id": feed.id, "source_id": r.id,
+            "id": uuid.uuid4().hex, "seq": None, "feed_id": source.feed_id, "source_id": r.id,
             "fingerprint": p.fingerprint, "type": r.type, "severity": r.severity,
             "title": r.title, "description": r.description or "", "people": r.people,
             "reporter": r.reporter, "phone": r.phone, "occurred_at": r.occurred,
             "received_at": now, "lon": p.lon, "lat": p.lat, "township_code": townships[j],
-            "grid_code": grids[j], "outside": outside[j], "status": "reported",
-            "channel": "feed", "category": r.category, "case_no": None,
-            "approximate": r.approximate,
+            "grid_code": grids[j], "outside": outside[j],
+            "status": "closed" if closure else "reported",
+            "channel": source.channel, "category": r.category, "case_no": None,
+            "approximate": r.approximate, "reporter_user": source.user,
+            "position": getattr(r, "position", None), "accuracy_m": getattr(r, "accuracy_m", None),
+            "photo_count": 0,
         })
     insert_incidents(session, rows, locator=locator)
-    return {i: row_dict(row, feed.name, locator) for i, row in zip(order, rows)}
+    if source.user is not None:
+        from command.matters.service import record_field_matters
+
+        record_field_matters(session, [(row, fresh[i].report) for i, row in zip(order, rows)],
+                             user=source.user, keyring=keyring, now=now)
+        _attach_waiting_photos(session, source.user, rows, now=now)
+    return {i: row_dict(row, source.feed_name, locator) for i, row in zip(order, rows)}
+
+
+def _attach_waiting_photos(session: Session, user: str, rows: list[dict], *,
+                           now: datetime) -> None:
+    """Photos a phone sent before its report: attach them now (in the report's own seq)."""
+    from command.photos import service as photos
+
+    for row in rows:
+        for sha in photos.waiting_for(session, user, f"report:{row['source_id']}"):
+            photos.attach_to_incident(session, row["id"], sha, by=user, now=now)
+        found = photos.of_incidents(session, [row["id"]]).get(row["id"], [])
+        row["photos"], row["photo_count"] = found, len(found)
 
 
 def insert_incidents(session: Session, rows: list[dict], *, locator: Locator,
@@ -211,6 +272,8 @@ def row_dict(row: dict, feed_name: str | None, locator: Locator) -> dict:
         "channel_label": channel_label(row.get("channel") or "feed"),
         "category": category, "category_label": category_label(category),
         "approximate": bool(row.get("approximate")),
+        "reporter_user": row.get("reporter_user"), "position": row.get("position"),
+        "accuracy_m": row.get("accuracy_m"), "photos": row.get("photos", []),
     }
 
 
@@ -229,17 +292,18 @@ def scope_filter(principal):
 
     if principal is None or principal.county_wide:
         return None
+    mine = incidents.c.reporter_user == principal.name  # a user sees what they reported
     if principal.matters_only:
-        return incidents.c.type.in_(MATTER_TYPES)
+        return sa.or_(incidents.c.type.in_(MATTER_TYPES), mine)
     ordered = incidents.c.id.in_(sa.select(order_nodes.c.incident_id)
                                  .where(order_nodes.c.target_code == principal.unit_code))
     if principal.role == "township":
-        return sa.or_(incidents.c.township_code == principal.unit_code, ordered)
+        return sa.or_(incidents.c.township_code == principal.unit_code, ordered, mine)
     if principal.role == "grid":
-        return sa.or_(incidents.c.grid_code == principal.unit_code, ordered)
+        return sa.or_(incidents.c.grid_code == principal.unit_code, ordered, mine)
     if principal.role == "dept":
-        return ordered
-    return sa.false()
+        return sa.or_(ordered, mine)
+    return mine
 
 
 def since(session: Session, seq: int, *, limit: int, locator: Locator, principal=None,
@@ -264,7 +328,9 @@ def since(session: Session, seq: int, *, limit: int, locator: Locator, principal
     where = scope
     if where is not None:
         stmt = stmt.where(where)
-    items = [row_dict(r._mapping, r.feed_name, locator) for r in session.execute(stmt)]
+    rows = session.execute(stmt).all()
+    items = with_photos(session, [(r._mapping, row_dict(r._mapping, r.feed_name, locator))
+                                  for r in rows])
     if len(items) == limit:
         return {"items": items, "last_seq": items[-1]["seq"]}
     return {"items": items, "last_seq": max(examined, seq) if where is not None or items else seq}
@@ -282,9 +348,23 @@ def recent(session: Session, *, after: datetime, locator: Locator, limit: int = 
     where = scope_filter(principal)
     if where is not None:
         stmt = stmt.where(where)
-    rows = [row_dict(r._mapping, r.feed_name, locator) for r in session.execute(stmt)]
+    rows = with_photos(session, [(r._mapping, row_dict(r._mapping, r.feed_name, locator))
+                                 for r in session.execute(stmt)])
     rows.reverse()
     return rows
+
+
+def with_photos(session: Session, pairs: list[tuple]) -> list[dict]:
+    """The wire dicts of (row, dict) pairs, with the photos of the rows that have some."""
+    ids = [row["id"] for row, _ in pairs if row.get("photo_count")]
+    if ids:
+        from command.photos import service as photos
+
+        found = photos.of_incidents(session, ids)
+        for row, item in pairs:
+            if row.get("photo_count"):
+                item["photos"] = found.get(row["id"], [])
+    return [item for _, item in pairs]
 
 
 def relocate_all(session: Session, *, locator: Locator) -> int:
@@ -309,3 +389,36 @@ def relocate_all(session: Session, *, locator: Locator) -> int:
             session.execute(sa.update(incidents).where(incidents.c.id == incident_id).values(
                 township_code=township, grid_code=grid, outside=out, seq=first + j))
     return len(changed)
+
+
+def by_user_source(session: Session, user: str, source_id: str) -> str | None:
+    """The id of the incident a user reported under their own id, if it has arrived."""
+    return session.execute(sa.select(incidents.c.id).where(
+        incidents.c.reporter_user == user, incidents.c.source_id == source_id)).scalar()
+
+
+def mine(session: Session, user: str, *, limit: int, locator: Locator) -> list[dict]:
+    """A user's own reports, newest first, each with its progress (the loop's moves) and the
+    center's feedback (the notes of those moves)."""
+    from command.feeds.models import feeds
+    from command.incidents.events import incident_events
+
+    stmt = (sa.select(incidents, feeds.c.name.label("feed_name"))
+            .outerjoin(feeds, feeds.c.id == incidents.c.feed_id)
+            .where(incidents.c.reporter_user == user)
+            .order_by(incidents.c.received_at.desc(), incidents.c.seq.desc()).limit(limit))
+    rows = session.execute(stmt).all()
+    items = with_photos(session, [(r._mapping, row_dict(r._mapping, r.feed_name, locator))
+                                  for r in rows])
+    progress: dict[str, list[dict]] = {i["id"]: [] for i in items}
+    ids = list(progress)
+    for start in range(0, len(ids), 500):
+        for e in session.execute(sa.select(incident_events)
+                                 .where(incident_events.c.incident_id.in_(ids[start:start + 500]))
+                                 .order_by(incident_events.c.id)):
+            progress[e.incident_id].append({"at": iso_shanghai(e.at), "to": e.to_state,
+                                            "to_label": STATE_LABELS.get(e.to_state, e.to_state),
+                                            "note": e.note})
+    for item in items:
+        item["progress"] = progress[item["id"]]
+    return items

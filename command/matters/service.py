@@ -187,6 +187,35 @@ def _close_lines(session: Session, incident_id: str, from_state: str, closure: s
                 {"closure": closure})
 
 
+def record_field_matters(session: Session, rows: list[tuple[dict, object]], *, user: str,
+                         keyring: Keyring | None, now: datetime) -> None:
+    """The matter side of reports from a phone: parties, the register line, a closure on the
+    spot (the incident row was inserted closed already)."""
+    for row, report in rows:
+        if not row.get("case_no"):
+            continue
+        incident_id = row["id"]
+        values = {"registered_by": user}
+        closure = getattr(report, "closure", None)
+        if closure:
+            values.update(closure=closure, closure_note=report.note, closed_at=now,
+                          concluded_at=now)
+        session.execute(sa.update(matters).where(matters.c.incident_id == incident_id)
+                        .values(**values))
+        if getattr(report, "parties", None):
+            _insert_parties(session, incident_id, report.parties, keyring)
+        _event(session, incident_id, "register", user, now,
+               f"网格上报登记，案号 {row['case_no']}", {"parties": len(report.parties or [])})
+        if closure:
+            label = schemas.CLOSURES[closure]
+            _event(session, incident_id, "close", user, now, f"{label}：{report.note}",
+                   {"closure": closure})
+            session.execute(sa.insert(incident_events).values(
+                incident_id=incident_id, at=now, by=user, from_state="reported",
+                to_state="closed", note=f"{label}：{report.note}",
+                data=json.dumps({"closure": closure}, ensure_ascii=False)))
+
+
 # --- reading ------------------------------------------------------------------------------
 
 def matter_ids(session: Session, incident_ids: list[str]) -> set[str]:
@@ -202,7 +231,8 @@ def matter_ids(session: Session, incident_ids: list[str]) -> set[str]:
 
 def _matter_row(session: Session, case_no: str, *, lock: bool = False):
     stmt = (sa.select(matters, incidents.c.type, incidents.c.category, incidents.c.township_code,
-                      incidents.c.grid_code, incidents.c.status, incidents.c.title)
+                      incidents.c.grid_code, incidents.c.status, incidents.c.title,
+                      incidents.c.reporter_user)
             .join(incidents, incidents.c.id == matters.c.incident_id)
             .where(matters.c.case_no == case_no))
     if lock:
@@ -216,7 +246,7 @@ def _matter_row(session: Session, case_no: str, *, lock: bool = False):
 def _check_sees(session: Session, by: Principal, row) -> frozenset[str]:
     ordered = loop.ordered_units(session, row["incident_id"])
     if not by.sees_incident(row["township_code"], row["grid_code"], ordered,
-                            type_code=row["type"]):
+                            type_code=row["type"], reporter=row["reporter_user"]):
         raise Forbidden("this matter is outside your scope")
     return ordered
 

@@ -52,4 +52,9 @@ order_node_events = sa.Table(
     sa.Column("by", sa.String(64), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("note", sa.Text, nullable=False, default=""),
+    # an action taken on a phone, maybe offline: the phone's id for it (the same id twice is
+    # done once) and when the server got it (`at` is when it was done)
+    sa.Column("action_id", sa.String(64), nullable=True),
+    sa.Index("uq_order_node_events_action", "action_id", unique=True),
+    sa.Column("received_at", UTCDateTime, nullable=True),
 )

@@ -162,12 +162,17 @@ class Changes:
 
 
 class Work:
-    """Ids of the incidents, nodes and alerts changed in this transaction, stamped at the end."""
+    """Ids of the incidents, nodes and alerts changed in this transaction, stamped at the end.
 
-    def __init__(self) -> None:
+    `action_id`/`received_at`: a phone's action, written on the first history row it makes.
+    """
+
+    def __init__(self, action_id: str | None = None, received_at: datetime | None = None) -> None:
         self.incidents: dict[str, None] = {}
         self.nodes: dict[str, None] = {}
         self.alerts: dict[str, None] = {}
+        self.action_id = action_id
+        self.received_at = received_at
 
     def incident(self, incident_id: str) -> None:
         """Mark an incident changed."""
@@ -297,16 +302,40 @@ def forward(session: Session, *, node_id: str, targets: list[str], instruction: 
 
 def act(session: Session, *, node_id: str, action: str, by: Principal, note: str | None = None,
         result: str | None = None, reason: str | None = None, now: datetime, locator: Locator,
-        changes: Changes | None = None) -> dict:
+        changes: Changes | None = None, action_id: str | None = None,
+        acted_at: datetime | None = None,
+        max_future: timedelta = timedelta(minutes=5)) -> dict:
     """Take an action on a node and return it; a repeated ack or deliver changes nothing.
 
     Target unit: deliver, ack, progress, complete (needs `result`), return (needs `reason`).
     The node above (the issuer's level): cancel, reissue (a returned node).
+
+    From a phone that may have been offline: `action_id` (its id for the action: the same id
+    again answers the node as it is, nothing done twice) and `acted_at` (when it was done: the
+    history and supervision's "on time" go by it).
     """
     node = _node_row(session, node_id, lock=True)
     if action not in TARGET_ACTIONS + ABOVE_ACTIONS:
         raise TransitionError(f"no order action {action!r}",
                               _allowed_actions(session, node, by, locator))
+    if action_id is not None:
+        if not isinstance(action_id, str) or not 1 <= len(action_id) <= 64:
+            raise DomainError("invalid_field", "action_id: 1 to 64 characters", "action_id")
+        done = session.execute(sa.select(order_node_events.c.node_id).where(
+            order_node_events.c.action_id == action_id)).first()
+        if done is not None:
+            if done.node_id != node_id:
+                raise DomainError("conflict", "action_id was used for another order node",
+                                  "action_id")
+            return get_node(session, node_id)
+    if acted_at is not None:
+        if acted_at - now > max_future:
+            raise DomainError("future_time", f"acted_at {acted_at.isoformat()} is in the future",
+                              "acted_at")
+        if acted_at < node["created_at"] - max_future:
+            raise DomainError("out_of_range", "acted_at: before the order was issued",
+                              "acted_at")
+        acted_at = max(acted_at, node["created_at"])  # a phone's clock a little behind
     target = _is_target(session, locator, by, node)
     above = _is_above(session, locator, by, node)
     if not (target or above or by.sees_node(node["target_code"],
@@ -319,13 +348,20 @@ def act(session: Session, *, node_id: str, action: str, by: Principal, note: str
     state = node["state"]
     if state in NO_OPS.get(action, ()):
         return get_node(session, node_id)
+    incident_state = session.execute(sa.select(incidents.c.status).where(
+        incidents.c.id == node["incident_id"])).scalar_one()
+    if incident_state in ("closed", "merged", "false_alarm"):
+        raise _conflict(session, node_id, f"事件已{_status_label(incident_state)}，指令不再办理",
+                        [])
     if action not in STATE_ACTIONS[state]:
-        raise TransitionError(f"指令{NODE_STATE_LABELS[state]}，不能{_ACTION_LABELS[action]}",
-                              _allowed_actions(session, node, by, locator))
+        raise _conflict(session, node_id,
+                        f"指令{NODE_STATE_LABELS[state]}，不能{_ACTION_LABELS[action]}",
+                        _allowed_actions(session, node, by, locator))
     if node["role"] == "lead" and action == "complete":
-        raise TransitionError("主办单位办结事项请登记办理结果（调解结果）：POST /api/v1/matters/"
-                              "{case_no}/outcome", ["ack", "return"])
-    work = Work()
+        raise _conflict(session, node_id, "主办单位办结事项请登记办理结果（调解结果）：POST "
+                        "/api/v1/matters/{case_no}/outcome", ["ack", "return"])
+    work = Work(action_id=action_id, received_at=now if acted_at is not None else None)
+    now = acted_at or now
     if action == "deliver":
         _set_state(session, work, node_id, "delivered", by=by.name, now=now, note=note or "")
     elif action == "ack":
@@ -367,6 +403,14 @@ def act(session: Session, *, node_id: str, action: str, by: Principal, note: str
     if changes is not None:
         changes.extend(done)
     return next(n for n in done.nodes if n["id"] == node_id)
+
+
+def _conflict(session: Session, node_id: str, message: str, allowed: list[str]
+              ) -> TransitionError:
+    """409 with the node as it is (a phone that acted offline shows why)."""
+    err = TransitionError(message, allowed)
+    err.node = get_node(session, node_id)
+    return err
 
 
 _ACTION_LABELS = {"deliver": "送达", "ack": "签收", "progress": "报告进展", "complete": "办结",
@@ -589,10 +633,12 @@ def insert_node(session: Session, *, order_id: str, parent_id: str | None, incid
 
 
 def add_history(session: Session, node_id: str, state: str, *, by: str, now: datetime,
-                note: str = "") -> None:
+                note: str = "", action_id: str | None = None,
+                received_at: datetime | None = None) -> None:
     """Append one row to a node's history."""
-    session.execute(sa.insert(order_node_events).values(node_id=node_id, state=state, by=by,
-                                                        at=now, note=note or ""))
+    session.execute(sa.insert(order_node_events).values(
+        node_id=node_id, state=state, by=by, at=now, note=note or "", action_id=action_id,
+        received_at=received_at))
 
 
 def stamp_nodes(session: Session, node_ids: list[str]) -> list[dict]:
@@ -613,7 +659,9 @@ def _set_state(session: Session, work: Work, node_id: str, state: str, *, by: st
                now: datetime, note: str = "", **values) -> None:
     session.execute(sa.update(order_nodes).where(order_nodes.c.id == node_id)
                     .values(state=state, **values))
-    add_history(session, node_id, state, by=by, now=now, note=note)
+    add_history(session, node_id, state, by=by, now=now, note=note, action_id=work.action_id,
+                received_at=work.received_at)
+    work.action_id = None  # one action, one id: later rows of the call are its consequences
     work.node(node_id)
 
 

@@ -33,13 +33,14 @@ class Principal:
 
     def sees_incident(self, township: str | None, grid: str | None,
                       ordered_units: frozenset[str] = frozenset(), *,
-                      type_code: str | None = None) -> bool:
+                      type_code: str | None = None, reporter: str | None = None) -> bool:
         """Whether this user may see an incident of `type_code` located in (township, grid).
 
         `ordered_units` are the units holding an order node of that incident (a department sees
-        the incidents it was ordered to act on).
+        the incidents it was ordered to act on); a user always sees what they reported
+        (`reporter`), wherever it was located.
         """
-        if self.county_wide:
+        if self.county_wide or (reporter is not None and reporter == self.name):
             return True
         if self.matters_only:
             from command.matters.categories import is_matter
@@ -62,17 +63,22 @@ class Principal:
         return target_code == self.unit_code
 
     def live_rooms(self) -> list[str]:
-        """The `/live` rooms this user joins: everything, every matter, or their own unit."""
+        """The `/live` rooms this user joins: everything, every matter, or their own unit; and
+        their own (the changes of what they reported)."""
         if self.county_wide:
             return ["county"]
+        own = f"user:{self.name}"
         if self.matters_only:
-            return [MATTERS_ROOM]
-        return [f"unit:{self.unit_code}"]
+            return [MATTERS_ROOM, own]
+        return [f"unit:{self.unit_code}", own]
 
 
 def incident_rooms(township: str | None, grid: str | None,
-                   ordered_units: tuple[str, ...] = (), *, matter: bool = False) -> list[str]:
+                   ordered_units: tuple[str, ...] = (), *, matter: bool = False,
+                   reporter: str | None = None) -> list[str]:
     """The `/live` rooms an incident change goes to."""
     rooms = ["county", MATTERS_ROOM] if matter else ["county"]
+    if reporter:
+        rooms.append(f"user:{reporter}")
     rooms += [f"unit:{code}" for code in (township, grid, *ordered_units) if code]
     return list(dict.fromkeys(rooms))  # each room once

@@ -17,6 +17,7 @@ from command.db import get_meta, set_meta
 from command import payload
 from command.web import api, auth, command_api, respond, sockets
 from command.web.briefs_api import briefs_api
+from command.web.field_api import field_api
 from command.web.matters_api import matters_api
 from command.web.receipt import receipt
 from command.web.risk_api import risk_api
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
     server.register_blueprint(briefs_api)
     server.register_blueprint(risk_api)
     server.register_blueprint(matters_api)
+    server.register_blueprint(field_api)
     server.register_blueprint(receipt)
 
     app = dash.Dash(

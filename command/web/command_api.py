@@ -6,6 +6,8 @@ map domain errors to statuses (401/403 from the auth layer, 404, 409 with `allow
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, current_app, request
 
 from command.alerts import service as alerts_service
@@ -64,7 +66,8 @@ def incident_detail(principal, incident_id):
         ordered = loop.ordered_units(session, incident_id)
         township, grid = incident["township"], incident["grid"]
         if not principal.sees_incident(township and township["code"], grid and grid["code"],
-                                       ordered, type_code=incident["type"]):
+                                       ordered, type_code=incident["type"],
+                                       reporter=incident["reporter_user"]):
             raise DomainError("forbidden", "this incident is outside your scope")
         return {**incident, "timeline": loop.timeline(session, incident_id),
                 "orders": orders.order_tree(session, incident_id),
@@ -127,7 +130,10 @@ def node_action(principal, node_id, action):
         body = _body()
         return orders.act(session, node_id=node_id, action=action, by=principal,
                           note=body.text("note"), result=body.text("result"),
-                          reason=body.text("reason"), now=now, locator=locator, changes=changes)
+                          reason=body.text("reason"), now=now, locator=locator, changes=changes,
+                          action_id=body.text("action_id"), acted_at=body.when("acted_at"),
+                          max_future=timedelta(
+                              seconds=core().settings.future_tolerance_seconds))
     return _write(run)
 
 

@@ -38,6 +38,8 @@ def error_response(err: DomainError, **extra) -> Response:
     body = {"ok": False, "error": err.as_dict(), **extra}
     if getattr(err, "allowed", None) is not None:
         body["allowed"] = err.allowed
+    if getattr(err, "node", None) is not None:
+        body["node"] = err.node
     return json_response(body, err.http_status)
 
 
@@ -95,6 +97,21 @@ class Body(dict):
         if value is not None and not isinstance(value, str):
             raise DomainError("invalid_field", f"{key}: must be a string", key)
         return value
+
+    def when(self, key: str):
+        """An ISO 8601 time (no zone: Asia/Shanghai), or None when absent."""
+        from datetime import datetime
+
+        from command.clock import SHANGHAI
+
+        value = self.text(key)
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise DomainError("invalid_field", f"{key}: an ISO 8601 time", key) from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=SHANGHAI)
 
     def texts(self, key: str) -> list[str] | None:
         """A list of strings (None when absent or null)."""

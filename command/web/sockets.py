@@ -166,7 +166,8 @@ class IncidentTargets:
     def __call__(self, item: dict) -> list[str]:
         township, grid = item.get("township"), item.get("grid")
         return incident_rooms(township and township["code"], grid and grid["code"],
-                              self._ordered.get(item["id"], ()), matter=is_matter(item["type"]))
+                              self._ordered.get(item["id"], ()), matter=is_matter(item["type"]),
+                              reporter=item.get("reporter_user"))
 
 
 class NodeTargets:
