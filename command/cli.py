@@ -237,7 +237,65 @@ def cmd_users_list(args) -> int:
     if not users:
         print("no users yet: add one with `cmdcenter users add NAME --role R`")
     for u in users:
-        print(f"{u.name}\t{u.role}\t{u.unit_code or ''}\t{'disabled' if u.disabled else 'active'}")
+        state = "disabled" if u.disabled else ("must change password" if u.must_change_password
+                                               else "active")
+        print(f"{u.name}\t{u.role}\t{u.unit_code or ''}\t{u.display_name or ''}\t"
+              f"{u.masked_phone or ''}\t{state}")
+    return 0
+
+
+def cmd_users_import(args) -> int:
+    from pathlib import Path
+
+    from command.clock import Clock
+    from command.users import flows, importer, sheet
+
+    path = Path(args.file).expanduser()
+    sheet.check_format(path)  # mistakes are found before the data dir is touched
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    out = Path(args.passwords).expanduser() if args.passwords else \
+        flows.default_passwords_path(Clock().now().astimezone())
+    core = _core(args)
+    try:
+        done, plan, written = flows.import_users(core, path, passwords_path=out)
+    except importer.ImportRefused as refused:
+        for error in refused.errors:
+            print(f"{path.name}: {error}", file=sys.stderr)
+        print(f"cmdcenter: error: {len(refused.errors)} mistake(s) in {path.name}: nothing was "
+              "imported", file=sys.stderr)
+        return 2
+    finally:
+        core.close()
+    print(f"users import: {len(done.created)} new, {done.updated} changed, {done.unchanged} "
+          "unchanged")
+    if plan.ignored_columns:
+        print(f"ignored columns: {', '.join(plan.ignored_columns)}")
+    if written is None:
+        print("no new accounts: no password file written")
+        return 0
+    print("first passwords of the new accounts (each must change it at the first sign-in); "
+          "the file is readable by you only — hand the passwords out, then delete it:")
+    print(written.resolve())  # the last line: where the passwords are
+    return 0
+
+
+def cmd_users_export(args) -> int:
+    from pathlib import Path
+
+    from command.users import flows, sheet
+
+    path = Path(args.file).expanduser()
+    sheet.check_format(path)
+    if path.exists():
+        raise FileExistsError(17, "File exists (choose another name)", str(path))
+    core = _core(args)
+    try:
+        written, count = flows.export_users(core, path)
+    finally:
+        core.close()
+    print(f"{count} users written (phones masked, no passwords)")
+    print(written.resolve())
     return 0
 
 
@@ -392,6 +450,8 @@ def cmd_simulate(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from command.users.models import ROLES
+
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: given before or after the subcommand, neither place overwrites the other
     common.add_argument("--data-dir", default=argparse.SUPPRESS,
@@ -437,12 +497,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--unit", required=True)
 
-    users = sub.add_parser("users", help="users: add, token, list, disable, password")
+    users = sub.add_parser("users", help="users: add, token, list, disable, password, import, "
+                                         "export")
     xsub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     p = add("add", cmd_users_add, "add a user with a role", xsub)
     p.add_argument("name")
-    p.add_argument("--role", required=True,
-                   choices=("duty", "leader", "township", "grid", "dept", "admin"))
+    p.add_argument("--role", required=True, choices=ROLES)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--unit", help="township or grid code (township and grid roles)")
     where.add_argument("--dept", help="department code or name, e.g. dept.police or 公安")
@@ -456,6 +516,18 @@ def _parser() -> argparse.ArgumentParser:
     p = add("password", cmd_users_password, "set a user's password", xsub)
     p.add_argument("name")
     p.add_argument("--password-stdin", action="store_true")
+    p = add("import", cmd_users_import,
+            "add or update users from a .csv or .xlsx (all lines or none); new accounts' first "
+            "passwords go to a CSV readable by you only, whose path is printed last", xsub)
+    p.add_argument("file", help="columns 登录名/name, 角色/role, 单位/unit, 部门/dept, "
+                                "姓名/display_name, 手机/phone (headers in any order)")
+    p.add_argument("--passwords", metavar="FILE", default=None,
+                   help="where the first passwords go (default: "
+                        "./cmdcenter-passwords-YYYYmmdd-HHMMSS.csv)")
+    p = add("export", cmd_users_export,
+            "write every user to a new .csv or .xlsx with the import's columns "
+            "(phones masked, no passwords)", xsub)
+    p.add_argument("file")
 
     units = sub.add_parser("units", help="units: list")
     usub = units.add_subparsers(dest="units_command", required=True, metavar="ACTION")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 COUNTY_ROLES = ("duty", "leader", "admin")
 ROLE_LABELS = {"duty": "值班员", "leader": "指挥长", "township": "乡镇(街道)工作人员",
-               "grid": "网格员", "dept": "入驻部门", "admin": "管理员"}
+               "grid": "网格员", "dept": "入驻部门", "admin": "管理员", "desk": "窗口受理员"}
 
 
 @dataclass(frozen=True)
