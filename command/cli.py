@@ -18,9 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; every person-facing error is one line on stderr and exit status 2."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("CMDCENTER_LOG", "WARNING").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        from command.ops import logs
+
+        logs.configure(os.environ.get("CMDCENTER_LOG"), os.environ.get("CMDCENTER_LOG_FORMAT"))
         return args.func(args) or 0
     except KeyboardInterrupt:
         return 130

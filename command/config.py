@@ -58,6 +58,9 @@ class Settings:
     alert_rules: str | None = None
     # the risk watch runs on each arrival and at least this often (feed silence, expiry)
     watch_seconds: float = 5.0
+    # GET /metrics: a bearer token, and/or CIDRs matched against the TCP peer (comma-separated)
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_allow: str | None = None
 
     @property
     def db_url(self) -> str:

@@ -60,6 +60,9 @@ class Core:
         self._ingest: IngestFlow | None = None
         self.scheduler = None  # started by the web app: supervision timers
         self.watch = None  # started by the web app: the risk watch (alert rules)
+        from command.ops.metrics import Metrics
+
+        self.metrics = Metrics()  # this process's metrics (GET /metrics)
 
     @property
     def bus(self) -> Bus:
@@ -76,7 +79,8 @@ class Core:
             self._ingest = IngestFlow(
                 self.write, self.units, self.bus, self.clock,
                 RateLimiter(s.rate_per_second, s.rate_burst), max_list=s.max_list,
-                max_future=timedelta(seconds=s.future_tolerance_seconds))
+                max_future=timedelta(seconds=s.future_tolerance_seconds),
+                observer=self.metrics)
         return self._ingest
 
     def locator(self):

@@ -79,3 +79,30 @@ def server(tmp_path, server_env):
     srv = servers.Server(tmp_path / "data", servers.free_port(), server_env).start()
     yield srv
     srv.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No log line of the whole session may carry personal data: every server's log (JSON lines
+    at INFO, see servers.SESSION_LOG_ENV) and the stderr of every CLI run are scanned."""
+    from tests import pii
+
+    lines: list[str] = []
+    for path in servers.SESSION_LOGS:
+        try:
+            lines += path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+    for text in servers.SESSION_CLI_STDERR:
+        lines += text.splitlines()
+    found = pii.findings(lines)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and lines:
+        reporter.write("\n")
+        reporter.write_line(f"log scan: {len(lines)} lines of {len(servers.SESSION_LOGS)} server "
+                            f"logs and {len(servers.SESSION_CLI_STDERR)} CLI runs, "
+                            f"{len(found)} with personal data")
+    if found:
+        if reporter is not None:
+            for line in found[:20]:
+                reporter.write_line(f"  personal data in a log line: {line}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -27,8 +27,8 @@ auth = Blueprint("auth", __name__)
 
 CSRF_COOKIE = "_csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon", "/healthz", "/login",
-                   "/socket.io", "/api/v1/reports")
+PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon", "/healthz", "/readyz",
+                   "/metrics", "/login", "/socket.io", "/api/v1/reports")
 # where each role lands after signing in
 HOME = {"duty": "/", "leader": "/command", "admin": "/", "township": "/township",
         "grid": "/grid", "dept": "/township"}
