@@ -440,6 +440,36 @@ def cmd_seed_history(args) -> int:
     return 0
 
 
+# --- backup / restore -----------------------------------------------------------------------------
+
+def cmd_backup(args) -> int:
+    from pathlib import Path
+
+    from command.clock import Clock
+    from command.ops import backup
+
+    settings = _settings(args)
+    made = backup.backup(settings, Path(args.out), include_key=args.include_key,
+                         now=Clock().now().astimezone())
+    for line in made.lines():
+        print(line)
+    print(made.path.resolve())  # the last line: the archive
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from pathlib import Path
+
+    from command.ops import restore
+
+    settings = _settings(args)
+    key_file = Path(args.key_file).expanduser() if args.key_file else None
+    done = restore.restore(settings, Path(args.file), key_file=key_file)
+    for line in done.lines():
+        print(line)
+    return 0
+
+
 # --- simulate -------------------------------------------------------------------------------------
 
 def cmd_simulate(args) -> int:
@@ -570,6 +600,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", default="0", help="random seed: the same seed gives the same history")
     p.add_argument("--per-day", dest="per_day", default="90",
                    help="reports a day in the whole county, on average (default 90)")
+
+    p = add("backup", cmd_backup,
+            "write one archive of the database (consistent, while the server runs), the data "
+            "dir's files and a manifest; prints the archive's path last")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="a new file, or a folder for cmdcenter-backup-YYYYmmdd-HHMMSS.tar.gz")
+    p.add_argument("--include-key", action="store_true",
+                   help="put the secret key (personal data's encryption) in the archive too")
+    p = add("restore", cmd_restore,
+            "restore a backup into an empty data dir and an empty database of the same kind "
+            "(CMDCENTER_DATABASE_URL for PostgreSQL); checks everything before writing")
+    p.add_argument("file")
+    p.add_argument("--key-file", metavar="K", default=None,
+                   help="the deployment's secret key file, when the archive does not hold it "
+                        "(or set CMDCENTER_SECRET_KEY)")
 
     p = add("simulate", cmd_simulate, "connect as a feed and send realistic reports")
     p.add_argument("--url", default="http://127.0.0.1:8050")
