@@ -43,8 +43,10 @@ SQLITE_MEMBER = "database/cmdcenter.sqlite3"
 PG_MEMBER = "database/postgresql.dump"
 KEY_MEMBER = "key/secret.key"
 DATA_PREFIX = "data/"
-# never copied from the data dir: the live database and its journals, locks, the key
+# never copied from the data dir: the live database and its journals, locks, the key, earlier
+# backups and first-password files that were left there
 SKIP_SUFFIXES = (".sqlite3", ".sqlite3-wal", ".sqlite3-shm", ".sqlite3-journal", ".lock")
+SKIP_PREFIXES = ("cmdcenter-backup-", "cmdcenter-passwords-", ".cmdcenter-backup-")
 
 
 def product_version() -> str:
@@ -127,8 +129,8 @@ def data_files(data_dir: Path, skip: set[Path]) -> list[Path]:
             path = Path(root) / name
             if name == keys.KEY_FILE and Path(root) == data_dir:
                 continue
-            if name.endswith(SKIP_SUFFIXES) or path.resolve() in skip or not path.is_file() \
-                    or path.is_symlink():
+            if name.endswith(SKIP_SUFFIXES) or name.startswith(SKIP_PREFIXES) \
+                    or path.resolve() in skip or not path.is_file() or path.is_symlink():
                 continue
             found.append(path)
     return found

@@ -52,7 +52,9 @@ def installed(name: str) -> list[Tool]:
     if on_path:
         paths.add(on_path)
     tools = [Tool(p, v) for p in sorted(paths) if (v := tool_version(p)) is not None]
-    return sorted(tools, key=lambda t: t.version)
+    # a version's own binary before a wrapper on PATH that reports the same version
+    return sorted(tools, key=lambda t: (t.version, not any(
+        t.path.startswith(str(root)) for root in SEARCH)))
 
 
 def choose(name: str, server_major: int, tools: list[Tool] | None = None) -> Tool:
