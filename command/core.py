@@ -83,6 +83,10 @@ class Core:
                 observer=self.metrics)
         return self._ingest
 
+    def ingest_queue_depth(self) -> int:
+        """Report messages waiting for the ingest writer (0 before the first report)."""
+        return self._ingest.queued() if self._ingest is not None else 0
+
     def locator(self):
         """The current Locator."""
         with self.read() as session:

@@ -112,7 +112,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
                       on_incidents_sent=core.metrics.delivered)
     core.metrics.bind(
         connected=lambda: sockets.connected_counts(sockets.socketio),
-        queue_depth=lambda: core._ingest.queued() if core._ingest is not None else 0,
+        queue_depth=core.ingest_queue_depth,
         pool_in_use=lambda: getattr(core.engine.pool, "checkedout", lambda: 0)(),
         lock_held=lambda: bool(core.scheduler is not None and core.scheduler.held))
     if start_background:
