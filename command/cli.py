@@ -18,9 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; every person-facing error is one line on stderr and exit status 2."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("CMDCENTER_LOG", "WARNING").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        from command.ops import logs
+
+        logs.configure(os.environ.get("CMDCENTER_LOG"), os.environ.get("CMDCENTER_LOG_FORMAT"))
         return args.func(args) or 0
     except KeyboardInterrupt:
         return 130
@@ -237,7 +238,65 @@ def cmd_users_list(args) -> int:
     if not users:
         print("no users yet: add one with `cmdcenter users add NAME --role R`")
     for u in users:
-        print(f"{u.name}\t{u.role}\t{u.unit_code or ''}\t{'disabled' if u.disabled else 'active'}")
+        state = "disabled" if u.disabled else ("must change password" if u.must_change_password
+                                               else "active")
+        print(f"{u.name}\t{u.role}\t{u.unit_code or ''}\t{u.display_name or ''}\t"
+              f"{u.masked_phone or ''}\t{state}")
+    return 0
+
+
+def cmd_users_import(args) -> int:
+    from pathlib import Path
+
+    from command.clock import Clock
+    from command.users import flows, importer, sheet
+
+    path = Path(args.file).expanduser()
+    sheet.check_format(path)  # mistakes are found before the data dir is touched
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    out = Path(args.passwords).expanduser() if args.passwords else \
+        flows.default_passwords_path(Clock().now().astimezone())
+    core = _core(args)
+    try:
+        done, plan, written = flows.import_users(core, path, passwords_path=out)
+    except importer.ImportRefused as refused:
+        for error in refused.errors:
+            print(f"{path.name}: {error}", file=sys.stderr)
+        print(f"cmdcenter: error: {len(refused.errors)} mistake(s) in {path.name}: nothing was "
+              "imported", file=sys.stderr)
+        return 2
+    finally:
+        core.close()
+    print(f"users import: {len(done.created)} new, {done.updated} changed, {done.unchanged} "
+          "unchanged")
+    if plan.ignored_columns:
+        print(f"ignored columns: {', '.join(plan.ignored_columns)}")
+    if written is None:
+        print("no new accounts: no password file written")
+        return 0
+    print("first passwords of the new accounts (each must change it at the first sign-in); "
+          "the file is readable by you only — hand the passwords out, then delete it:")
+    print(written.resolve())  # the last line: where the passwords are
+    return 0
+
+
+def cmd_users_export(args) -> int:
+    from pathlib import Path
+
+    from command.users import flows, sheet
+
+    path = Path(args.file).expanduser()
+    sheet.check_format(path)
+    if path.exists():
+        raise FileExistsError(17, "File exists (choose another name)", str(path))
+    core = _core(args)
+    try:
+        written, count = flows.export_users(core, path)
+    finally:
+        core.close()
+    print(f"{count} users written (phones masked, no passwords)")
+    print(written.resolve())
     return 0
 
 
@@ -381,6 +440,36 @@ def cmd_seed_history(args) -> int:
     return 0
 
 
+# --- backup / restore -----------------------------------------------------------------------------
+
+def cmd_backup(args) -> int:
+    from pathlib import Path
+
+    from command.clock import Clock
+    from command.ops import backup
+
+    settings = _settings(args)
+    made = backup.backup(settings, Path(args.out), include_key=args.include_key,
+                         now=Clock().now().astimezone())
+    for line in made.lines():
+        print(line)
+    print(made.path.resolve())  # the last line: the archive
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from pathlib import Path
+
+    from command.ops import restore
+
+    settings = _settings(args)
+    key_file = Path(args.key_file).expanduser() if args.key_file else None
+    done = restore.restore(settings, Path(args.file), key_file=key_file)
+    for line in done.lines():
+        print(line)
+    return 0
+
+
 # --- simulate -------------------------------------------------------------------------------------
 
 def cmd_simulate(args) -> int:
@@ -392,6 +481,8 @@ def cmd_simulate(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from command.users.models import ROLES
+
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: given before or after the subcommand, neither place overwrites the other
     common.add_argument("--data-dir", default=argparse.SUPPRESS,
@@ -437,7 +528,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--unit", required=True)
 
-    users = sub.add_parser("users", help="users: add, token, list, disable, password")
+    users = sub.add_parser("users", help="users: add, token, list, disable, password, import, "
+                                         "export")
     xsub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     p = add("add", cmd_users_add, "add a user with a role", xsub)
     p.add_argument("name")
@@ -457,6 +549,18 @@ def _parser() -> argparse.ArgumentParser:
     p = add("password", cmd_users_password, "set a user's password", xsub)
     p.add_argument("name")
     p.add_argument("--password-stdin", action="store_true")
+    p = add("import", cmd_users_import,
+            "add or update users from a .csv or .xlsx (all lines or none); new accounts' first "
+            "passwords go to a CSV readable by you only, whose path is printed last", xsub)
+    p.add_argument("file", help="columns 登录名/name, 角色/role, 单位/unit, 部门/dept, "
+                                "姓名/display_name, 手机/phone (headers in any order)")
+    p.add_argument("--passwords", metavar="FILE", default=None,
+                   help="where the first passwords go (default: "
+                        "./cmdcenter-passwords-YYYYmmdd-HHMMSS.csv)")
+    p = add("export", cmd_users_export,
+            "write every user to a new .csv or .xlsx with the import's columns "
+            "(phones masked, no passwords)", xsub)
+    p.add_argument("file")
 
     units = sub.add_parser("units", help="units: list")
     usub = units.add_subparsers(dest="units_command", required=True, metavar="ACTION")
@@ -498,6 +602,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", default="0", help="random seed: the same seed gives the same history")
     p.add_argument("--per-day", dest="per_day", default="90",
                    help="reports a day in the whole county, on average (default 90)")
+
+    p = add("backup", cmd_backup,
+            "write one archive of the database (consistent, while the server runs), the data "
+            "dir's files and a manifest; prints the archive's path last")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="a new file, or a folder for cmdcenter-backup-YYYYmmdd-HHMMSS.tar.gz")
+    p.add_argument("--include-key", action="store_true",
+                   help="put the secret key (personal data's encryption) in the archive too")
+    p = add("restore", cmd_restore,
+            "restore a backup into an empty data dir and an empty database of the same kind "
+            "(CMDCENTER_DATABASE_URL for PostgreSQL); checks everything before writing")
+    p.add_argument("file")
+    p.add_argument("--key-file", metavar="K", default=None,
+                   help="the deployment's secret key file, when the archive does not hold it "
+                        "(or set CMDCENTER_SECRET_KEY)")
 
     p = add("simulate", cmd_simulate, "connect as a feed and send realistic reports")
     p.add_argument("--url", default="http://127.0.0.1:8050")

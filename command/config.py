@@ -62,6 +62,9 @@ class Settings:
     matter_categories: str | None = None
     # a TOML file overriding command/matters/defaults.toml (legal limits, the routing table)
     matter_rules: str | None = None
+    # GET /metrics: a bearer token, and/or CIDRs matched against the TCP peer (comma-separated)
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_allow: str | None = None
 
     @property
     def db_url(self) -> str:

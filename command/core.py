@@ -71,6 +71,9 @@ class Core:
         self._ingest: IngestFlow | None = None
         self.scheduler = None  # started by the web app: supervision timers
         self.watch = None  # started by the web app: the risk watch (alert rules)
+        from command.ops.metrics import Metrics
+
+        self.metrics = Metrics()  # this process's metrics (GET /metrics)
 
     def _open_keyring(self) -> keys.Keyring:
         """The key for personal data: found, or made by the first process (see command.keys)."""
@@ -105,8 +108,13 @@ class Core:
             self._ingest = IngestFlow(
                 self.write, self.units, self.bus, self.clock,
                 RateLimiter(s.rate_per_second, s.rate_burst), max_list=s.max_list,
-                max_future=timedelta(seconds=s.future_tolerance_seconds), keyring=self.keyring)
+                max_future=timedelta(seconds=s.future_tolerance_seconds), keyring=self.keyring,
+                observer=self.metrics)
         return self._ingest
+
+    def ingest_queue_depth(self) -> int:
+        """Report messages waiting for the ingest writer (0 before the first report)."""
+        return self._ingest.queued() if self._ingest is not None else 0
 
     def locator(self):
         """The current Locator."""

@@ -177,6 +177,7 @@ class Scheduler:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._name = name
+        self.held = False  # whether this process held the lock at its last tick (metrics)
 
     def start(self) -> Scheduler:
         """Start ticking in a daemon thread."""
@@ -196,6 +197,7 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout=max(10.0, self._interval))
             self._thread = None
+        self.held = False
         try:
             self._lock.release()
         except Exception:
@@ -207,7 +209,8 @@ class Scheduler:
             held = self._lock.acquire()
         except Exception:
             log.warning("scheduler lock unavailable; skipping this tick", exc_info=True)
-            return False
+            held = False
+        self.held = held
         if not held:
             return False
         now = now or self._core.clock.now()

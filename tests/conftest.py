@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -79,3 +80,59 @@ def server(tmp_path, server_env):
     srv = servers.Server(tmp_path / "data", servers.free_port(), server_env).start()
     yield srv
     srv.stop()
+
+
+class _SessionLines(logging.Handler):
+    """Every line logged at INFO or above inside the test process, as the JSON formatter
+    writes it."""
+
+    def __init__(self) -> None:
+        from command.ops.logs import JsonFormatter
+
+        super().__init__(logging.INFO)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a record that cannot be formatted is no line
+            pass
+
+
+_IN_PROCESS = _SessionLines()
+
+
+def pytest_configure(config):
+    root = logging.getLogger()
+    root.addHandler(_IN_PROCESS)
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No log line of the whole session may carry personal data: every server's log (JSON lines
+    at INFO, see servers.SESSION_LOG_ENV), the stderr of every CLI run and what the test process
+    logged itself are scanned."""
+    from tests import pii
+
+    lines: list[str] = list(_IN_PROCESS.lines)
+    for path in servers.SESSION_LOGS:
+        try:
+            lines += path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+    for text in servers.SESSION_CLI_STDERR:
+        lines += text.splitlines()
+    found = pii.findings(lines)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and lines:
+        reporter.write("\n")
+        reporter.write_line(f"log scan: {len(lines)} lines of {len(servers.SESSION_LOGS)} server "
+                            f"logs, {len(servers.SESSION_CLI_STDERR)} CLI runs and the test "
+                            f"process, {len(found)} with personal data")
+    if found:
+        if reporter is not None:
+            for line in found[:20]:
+                reporter.write_line(f"  personal data in a log line: {line}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -16,6 +16,13 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Every server of a test session logs JSON lines at INFO into its log file (unless a test sets
+# CMDCENTER_LOG_FORMAT itself); when the session ends, conftest scans all of them, and the
+# stderr of every CLI run, for personal data (tests/pii.py).
+SESSION_LOG_ENV = {"CMDCENTER_LOG": "INFO", "CMDCENTER_LOG_FORMAT": "json"}
+SESSION_LOGS: list[Path] = []
+SESSION_CLI_STDERR: list[str] = []
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -46,6 +53,7 @@ def cli(*args: str, env: dict | None = None, data_dir: Path | None = None,
         cmd += ["--data-dir", str(data_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})},
                           timeout=120, input=input, cwd=ROOT)
+    SESSION_CLI_STDERR.append(proc.stderr)
     if check and proc.returncode != 0:
         raise AssertionError(f"cmdcenter {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
@@ -71,11 +79,16 @@ class Server:
     def start(self, timeout: float = 60.0) -> "Server":
         self.log = self.data_dir / f"server-{self.port}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.log not in SESSION_LOGS:
+            SESSION_LOGS.append(self.log)
+        env = {**os.environ, **self.env}
+        if "CMDCENTER_LOG_FORMAT" not in self.env:
+            env.update(SESSION_LOG_ENV)
         handle = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "command.cli", self.command, "--data-dir", str(self.data_dir),
              "--port", str(self.port), *self.extra],
-            stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **self.env}, cwd=ROOT)
+            stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         try:
             wait_port(self.port, timeout, self.proc)
             deadline = time.monotonic() + timeout
@@ -156,11 +169,20 @@ def start_throwaway_redis(tmp: Path) -> tuple[str, subprocess.Popen]:
     if binary is None:
         raise RuntimeError("redis-server is not installed (make test installs it)")
     port = free_port()
+    return f"redis://127.0.0.1:{port}/0", start_throwaway_redis_on(tmp, port)
+
+
+def start_throwaway_redis_on(tmp: Path, port: int) -> subprocess.Popen:
+    """A redis-server on this port (again, after a test stopped it)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (make test installs it)")
+    Path(tmp).mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(tmp)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, 20, proc)
-    return f"redis://127.0.0.1:{port}/0", proc
+    return proc
 
 
 def postgres_available(url: str) -> bool:
@@ -176,36 +198,56 @@ def postgres_available(url: str) -> bool:
         return False
 
 
-def start_throwaway_postgres(tmp: Path) -> tuple[str, callable]:
-    """initdb + pg_ctl a cluster on a free port (as the postgres user when running as root)."""
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    if not bins:
-        raise RuntimeError("PostgreSQL is not installed (make test installs it)")
-    bindir = bins[-1]
-    import tempfile
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of its own (initdb + pg_ctl, as the postgres user when running as
+    root) that a test may stop and start again; `close` removes it."""
 
-    port = free_port()
-    # pytest's tmp dirs are private to root; the cluster lives where the postgres user can go
-    tmp = Path(tempfile.mkdtemp(prefix="cmdcenter-pg-"))
-    tmp.chmod(0o755)
-    data = tmp / "pgdata"
-    data.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(tmp, "postgres")
-        shutil.chown(data, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    for step in ([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                 [str(bindir / "pg_ctl"), "-D", str(data), "-o",
-                  f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1", "-w", "start",
-                  "-l", str(tmp / "pg.log")]):
-        done = subprocess.run([*prefix, *step], capture_output=True, text=True)
+    def __init__(self) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        if not bins:
+            raise RuntimeError("PostgreSQL is not installed (make test installs it)")
+        self.bindir = bins[-1]
+        import tempfile
+
+        self.port = free_port()
+        # pytest's tmp dirs are private to root; the cluster lives where the postgres user can go
+        self.tmp = Path(tempfile.mkdtemp(prefix="cmdcenter-pg-"))
+        self.tmp.chmod(0o755)
+        self.data = self.tmp / "pgdata"
+        self.data.mkdir()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.tmp, "postgres")
+            shutil.chown(self.data, "postgres")
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust",
+                  "-U", "postgres")
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *step: str) -> None:
+        done = subprocess.run([*self.prefix, *step], capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{step[0]} failed: {done.stderr or done.stdout}")
 
-    def stop() -> None:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+    def start(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o",
+                  f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1", "-w", "start",
+                  "-l", str(self.tmp / "pg.log"))
 
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
+    def stop(self) -> None:
+        subprocess.run([*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data),
+                        "-m", "fast", "stop"], capture_output=True)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_throwaway_postgres(tmp: Path) -> tuple[str, callable]:
+    """A throwaway cluster on a free port; returns its URL and the function that removes it."""
+    cluster = ThrowawayPostgres()
+    return cluster.url, cluster.close

@@ -194,6 +194,9 @@ NODE_ACTIONS_BODY = {"ack": {"note": "收到"}, "progress": {"note": "在办"},
 
 RULES = [
     *rule("GET", "/healthz", ALL),
+    *rule("GET", "/readyz", ALL),
+    # no CMDCENTER_METRICS_TOKEN nor CMDCENTER_METRICS_ALLOW here: nobody, whoever they are
+    *rule("GET", "/metrics", (), special={"feed": 403, "none": 403}),
     *rule("GET", "/api/v1/me", EVERY_USER),
     *rule("GET", "/api/v1/units", (*EVERY_USER, "feed")),
     *rule("POST", "/api/v1/reports", ("feed",), refused=401, body="report"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,6 +32,16 @@ log = logging.getLogger(__name__)
 MAX_GROUP = 5000  # reports per transaction
 
 
+class Observer:
+    """What the ingest flow tells the metrics (the default tells nobody)."""
+
+    def reports(self, feed: str, outcome: str, count: int = 1) -> None:
+        """`count` reports of `feed` were answered with `outcome` (stored, duplicate, a code)."""
+
+    def ack_seconds(self, seconds: float) -> None:
+        """A message was answered `seconds` after it was submitted."""
+
+
 @dataclass
 class _Job:
     source: service.Source
@@ -43,7 +54,9 @@ class IngestFlow:
 
     def __init__(self, sessions: sessionmaker[Session], units: UnitRegistry, bus: Bus,
                  clock: Clock, limiter: RateLimiter, *, max_list: int = 1000,
-                 max_future: timedelta = timedelta(minutes=5), keyring=None) -> None:
+                 max_future: timedelta = timedelta(minutes=5), keyring=None,
+                 observer: Observer | None = None) -> None:
+        self._observer = observer or Observer()
         self._sessions = sessions
         self._units = units
         self._bus = bus
@@ -60,19 +73,32 @@ class IngestFlow:
                timeout: float = 60) -> list[service.Outcome]:
         """Store one report or a list from a feed (or a user's phone: a Source); raise
         DomainError for the request as a whole."""
+        started = time.perf_counter()
         source = service.Source.of(feed)
+        label = source.feed_name if source.user is None else "phone"  # never a user's name
         raws = body if isinstance(body, list) else [body]
-        if len(raws) > self._max_list:
-            raise DomainError("too_large", f"a list may hold at most {self._max_list} reports, "
-                                           f"got {len(raws)}")
-        if not raws:
-            return []
-        if not self._limiter.take(source.key, len(raws)):
-            who = f"feed {source.feed_name!r}" if source.user is None else f"user {source.user!r}"
-            raise DomainError("rate_limited", f"{who} is over the rate limit; retry in a moment")
-        job = _Job(source, raws)
-        self._queue.put(job)
-        return job.future.result(timeout=timeout)
+        try:
+            if len(raws) > self._max_list:
+                raise DomainError("too_large", f"a list may hold at most {self._max_list} "
+                                               f"reports, got {len(raws)}")
+            if not raws:
+                return []
+            if not self._limiter.take(source.key, len(raws)):
+                who = f"feed {source.feed_name!r}" if source.user is None else "this user"
+                raise DomainError("rate_limited", f"{who} is over the rate limit; retry in a "
+                                                  "moment")
+            job = _Job(source, raws)
+            self._queue.put(job)
+            return job.future.result(timeout=timeout)
+        except DomainError as err:
+            self._observer.reports(label, err.code, len(raws))
+            raise
+        finally:
+            self._observer.ack_seconds(time.perf_counter() - started)
+
+    def queued(self) -> int:
+        """Messages waiting for the writer."""
+        return self._queue.qsize()
 
     def close(self) -> None:
         """Finish what is queued and stop the writer."""
@@ -112,6 +138,7 @@ class IngestFlow:
                     log.exception("storing a request failed")
                     results.append(exc)
         for job, result in zip(jobs, results):
+            self._count(job, result)
             if isinstance(result, Exception):
                 job.future.set_exception(result)
             else:
@@ -121,6 +148,26 @@ class IngestFlow:
                 self._bus.publish("incidents", published)
             except Exception:  # committed already: screens catch up by seq
                 log.exception("publishing %d incidents failed", len(published))
+
+    def _count(self, job: _Job, result) -> None:
+        """Tell the observer how each report of a job was answered (never fails the job).
+        Reports from phones are counted under "phone", never by user."""
+        name = job.source.feed_name if job.source.user is None else "phone"
+        try:
+            if isinstance(result, DomainError):
+                return  # counted where submit raises it
+            if isinstance(result, Exception):
+                self._observer.reports(name, "internal", len(job.raws))
+                return
+            tally: dict[str, int] = {}
+            for outcome in result:
+                key = (outcome.error.code if outcome.error else
+                       "duplicate" if outcome.duplicate else "stored")
+                tally[key] = tally.get(key, 0) + 1
+            for key, count in tally.items():
+                self._observer.reports(name, key, count)
+        except Exception:  # metrics must never cost a report its answer
+            log.exception("counting ingest outcomes failed")
 
     def _store(self, jobs: list[_Job]) -> tuple[list, list[dict]]:
         """Store a group in one transaction: one ingest call per feed, feeds re-checked inside it.

@@ -86,6 +86,20 @@ def check(session: Session, *, now: datetime, rules: rules_mod.MatterRules,
     return work.finish(session, locator=locator)
 
 
+def counts(session: Session, *, now: datetime, rules: rules_mod.MatterRules) -> dict[str, int]:
+    """How many open matters are near their limit and how many past it (for the metrics)."""
+    out = {"near": 0, "overdue": 0}
+    stmt = (sa.select(matters, incidents.c.type, incidents.c.status)
+            .join(incidents, incidents.c.id == matters.c.incident_id)
+            .where(matters.c.concluded_at.is_(None), matters.c.closure.is_(None),
+                   incidents.c.status.notin_(FINAL)))
+    for row in session.execute(stmt).mappings():
+        state = matter_clock(row, now=now, rules=rules).state
+        if state in out:
+            out[state] += 1
+    return out
+
+
 def _confirmation_windows(session: Session, work: Work, *, now: datetime,
                           rules: rules_mod.MatterRules, locator: Locator, live: dict) -> None:
     window = timedelta(days=rules.confirmation_days)

@@ -18,4 +18,8 @@ users = sa.Table(
     sa.Column("disabled_at", UTCDateTime, nullable=True),
     sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
     sa.Column("locked_until", UTCDateTime, nullable=True),
+    sa.Column("display_name", sa.String(64), nullable=True),
+    sa.Column("phone", sa.String(32), nullable=True),  # shown masked (138****1234)
+    # set for accounts made with a generated first password: changed at the first sign-in
+    sa.Column("must_change_password", sa.Boolean, nullable=False, default=False),
 )

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from command.errors import DomainError, NotFound
+from command.incidents.schemas import mask_phone
 from command.units.models import units
 from command.users.models import ROLES, users
 from command.users.principal import COUNTY_LEVEL_ROLES, Principal
@@ -30,6 +31,14 @@ class User:
     role: str
     unit_code: str | None
     disabled: bool
+    display_name: str | None = None
+    phone: str | None = None  # in full: show `masked_phone`
+    must_change_password: bool = False
+
+    @property
+    def masked_phone(self) -> str | None:
+        """The phone as shown anywhere (138****1234)."""
+        return mask_phone(self.phone)
 
     @property
     def principal(self) -> Principal:
@@ -39,14 +48,30 @@ class User:
     def as_dict(self) -> dict:
         """Plain JSON-able form."""
         return {"name": self.name, "role": self.role, "unit": self.unit_code,
-                "disabled": self.disabled}
+                "display_name": self.display_name, "phone": self.masked_phone,
+                "disabled": self.disabled, "must_change_password": self.must_change_password}
 
 
-def hash_password(password: str) -> str:
+# scrypt cost: a person's password gets the full cost; a generated first password (random, about
+# 65 bits, good for one sign-in that must change it) a lower one, so that 1,500 accounts are made
+# in seconds rather than a minute — its strength is its randomness, not the hashing work
+PASSWORD_COST = 2 ** 14
+GENERATED_PASSWORD_COST = 2 ** 11
+_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off a sheet, typed on a phone
+
+
+def hash_password(password: str, *, cost: int = PASSWORD_COST) -> str:
     """A salted scrypt digest of a password."""
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2 ** 14, r=8, p=1)
-    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=cost, r=8, p=1)
+    return f"scrypt${cost}$8$1${salt.hex()}${digest.hex()}"
+
+
+def generate_password() -> str:
+    """A random first password of 14 characters in groups (about 69 bits), e.g.
+    `k7mq-3xpa-w9dh-r4`."""
+    chars = [secrets.choice(_ALPHABET) for _ in range(14)]
+    return "-".join("".join(chars[i:i + 4]) for i in range(0, 14, 4))
 
 
 def check_password(password: str, stored: str | None) -> bool:
@@ -68,7 +93,8 @@ def hash_token(token: str) -> str:
 
 
 def _user(row) -> User:
-    return User(row.id, row.name, row.role, row.unit_code, row.disabled_at is not None)
+    return User(row.id, row.name, row.role, row.unit_code, row.disabled_at is not None,
+                row.display_name, row.phone, bool(row.must_change_password))
 
 
 def create(session: Session, *, name: str, role: str, unit_code: str | None, password: str | None,
@@ -130,7 +156,22 @@ def set_password(session: Session, *, name: str, password: str) -> None:
         raise DomainError("invalid_field", "a password needs at least 8 characters", "password")
     user = get(session, name=name)
     session.execute(sa.update(users).where(users.c.id == user.id).values(
-        password_hash=hash_password(password), failed_logins=0, locked_until=None))
+        password_hash=hash_password(password), failed_logins=0, locked_until=None,
+        must_change_password=False))
+
+
+def change_first_password(session: Session, *, user_id: int, password: str) -> None:
+    """Replace a generated first password with the user's own (which must differ from it)."""
+    if len(password) < 8:
+        raise DomainError("invalid_field", "新密码至少 8 个字符", "password")
+    row = session.execute(sa.select(users).where(users.c.id == user_id)).first()
+    if row is None or row.disabled_at is not None:
+        raise NotFound("no such user")
+    if check_password(password, row.password_hash):
+        raise DomainError("invalid_field", "新密码不能与初始密码相同", "password")
+    session.execute(sa.update(users).where(users.c.id == user_id).values(
+        password_hash=hash_password(password), must_change_password=False, failed_logins=0,
+        locked_until=None))
 
 
 def disable(session: Session, *, name: str, now: datetime) -> User:
@@ -165,6 +206,7 @@ class LoginOutcome:
 
     user_id: int | None
     message: str | None = None
+    must_change_password: bool = False  # signed in with a first password: change it first
 
 
 def login(session: Session, *, name: str, password: str, now: datetime) -> LoginOutcome:
@@ -189,7 +231,7 @@ def login(session: Session, *, name: str, password: str, now: datetime) -> Login
         return refused
     session.execute(sa.update(users).where(users.c.id == row.id)
                     .values(failed_logins=0, locked_until=None))
-    return LoginOutcome(row.id)
+    return LoginOutcome(row.id, must_change_password=bool(row.must_change_password))
 
 
 def names_with_role(session: Session, role: str) -> list[str]:

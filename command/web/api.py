@@ -8,6 +8,7 @@ from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.incidents import service as incidents_service
 from command.units import service as units_service
+from command.web import reqlog
 from command.web.auth import bearer_token, current, require
 from command.web.respond import error_response, json_response, read_json
 from layers.figures import units_geojson
@@ -30,6 +31,7 @@ def post_reports():
     try:
         with c.read() as session:
             feed = feeds_service.authenticate(session, bearer_token())
+        reqlog.set_feed(feed.name)
         body = read_json()
         outcomes = c.ingest.submit(feed, body)
     except DomainError as err:

@@ -15,11 +15,13 @@ from command.config import Settings
 from command.core import Core
 from command.db import get_meta, set_meta
 from command import payload
-from command.web import api, auth, command_api, respond, sockets
+from command.web import api, auth, command_api, reqlog, respond, sockets
+from command.ops.health import MetricsAccess, Readiness
 from command.web.briefs_api import briefs_api
 from command.web.field_api import field_api
 from command.web.matters_api import matters_api
 from command.web.receipt import receipt
+from command.web.ops_api import ops_api
 from command.web.risk_api import risk_api
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
     auth.init_app(server, secret_key=settings.secret_key or _stored_secret(core),
                   session_days=settings.session_days)
     respond.install(server, max_bytes=settings.max_message_bytes)
+    reqlog.install(server)  # after respond: its hook goes first, so every answer has an id
     server.register_blueprint(api.api)
     server.register_blueprint(command_api.command_api)
     server.register_blueprint(briefs_api)
@@ -87,6 +90,10 @@ def create_app(settings: Settings, *, core: Core | None = None,
     server.register_blueprint(matters_api)
     server.register_blueprint(field_api)
     server.register_blueprint(receipt)
+    server.register_blueprint(ops_api)
+    server.extensions["cmdcenter.readiness"] = Readiness(core.engine, settings.redis_url)
+    server.extensions["cmdcenter.metrics_access"] = MetricsAccess(settings.metrics_token,
+                                                                  settings.metrics_allow)
 
     app = dash.Dash(
         "cmdcenter", server=server, use_pages=True, pages_folder="",
@@ -108,15 +115,25 @@ def create_app(settings: Settings, *, core: Core | None = None,
     sockets.subscribe(sockets.socketio, core.bus, settings.live_flush_ms / 1000,
                       parent_of=lambda code: _parent(core, code),
                       ordered_units=lambda ids: _ordered_units(core, ids),
-                      matter_ids=lambda ids: _matter_ids(core, ids))
+                      matter_ids=lambda ids: _matter_ids(core, ids),
+                      on_incidents_sent=core.metrics.delivered)
+    core.metrics.bind(
+        connected=lambda: sockets.connected_counts(sockets.socketio),
+        queue_depth=core.ingest_queue_depth,
+        pool_in_use=lambda: getattr(core.engine.pool, "checkedout", lambda: 0)(),
+        lock_held=lambda: bool(core.scheduler is not None and core.scheduler.held))
     if start_background:
         from command.matters import clock
+        from command.ops import metrics
         from command.orders import supervision
         from command.scheduler import Scheduler
 
-        core.scheduler = Scheduler(core, [supervision.make_job(core, core.limits),
-                                          clock.make_job(core, core.matter_rules)],
-                                   interval=settings.supervision_seconds, name="supervision")
+        # the deployment-wide gauges ride on supervision's lock: one process computes them
+        core.scheduler = Scheduler(
+            core, [supervision.make_job(core, core.limits),
+                   clock.make_job(core, core.matter_rules),
+                   metrics.make_job(core, core.metrics, settings.supervision_seconds)],
+            interval=settings.supervision_seconds, name="supervision")
         core.scheduler.start()
         core.start_watch()
     return app, core

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
+import time
 from datetime import timedelta
 from urllib.parse import quote, urlsplit
 
@@ -18,6 +19,7 @@ from flask import (Blueprint, Response, current_app, g, redirect, render_templat
                    session)
 from flask.sessions import SecureCookieSessionInterface
 
+from command.errors import DomainError
 from command.users import service as users_service
 from command.users.principal import COUNTY_ROLES, Principal
 
@@ -25,8 +27,8 @@ auth = Blueprint("auth", __name__)
 
 CSRF_COOKIE = "_csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon", "/healthz", "/login",
-                   "/socket.io", "/api/v1/reports")
+PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon", "/healthz", "/readyz",
+                   "/metrics", "/login", "/socket.io", "/api/v1/reports")
 # where each role lands after signing in
 HOME = {"duty": "/", "leader": "/command", "admin": "/", "township": "/township",
         "grid": "/grid", "dept": "/township", "desk": "/desk"}
@@ -158,6 +160,28 @@ LOGIN_PAGE = """<!doctype html>
 </form></main></body></html>"""
 
 
+CHANGE_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>修改初始密码 · 社会治理综合指挥中心</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/assets/login.css"></head>
+<body class="login-page"><main class="login">
+<h1>首次登录，请修改初始密码</h1>
+<p class="hint">{{ name }}，初始密码只能使用一次。新密码至少 8 个字符，不能与初始密码相同。</p>
+<form method="post" action="/login/password">
+<input type="hidden" name="csrf_token" value="{{ csrf }}">
+<input type="hidden" name="next" value="{{ next }}">
+<label>新密码<input name="password" type="password" autocomplete="new-password" required
+ minlength="8" autofocus></label>
+<label>再次输入新密码<input name="again" type="password" autocomplete="new-password" required
+ minlength="8"></label>
+{% if message %}<p class="error" role="alert">{{ message }}</p>{% endif %}
+<button type="submit">确认修改</button>
+</form></main></body></html>"""
+
+# how long a sign-in with a first password may take to choose the new one
+PENDING_SECONDS = 600
+
+
 def _safe_next(target: str | None, principal: Principal | None = None) -> str:
     if target and target.startswith("/") and not target.startswith(("//", "/\\")) \
             and target.isprintable() and not urlsplit(target).netloc and target != "/login":
@@ -188,15 +212,69 @@ def login_submit():
         return render_template_string(LOGIN_PAGE, csrf=session["csrf"], name=name,
                                       next=request.form.get("next", ""),
                                       message=outcome.message), 401
-    user_id = outcome.user_id
     session.clear()  # a fresh session (and CSRF token) on every sign-in
+    session["csrf"] = secrets.token_urlsafe(32)
+    if outcome.must_change_password:
+        # not signed in yet: only the change of the first password is open to this session
+        session["pending_uid"] = outcome.user_id
+        session["pending_until"] = time.time() + PENDING_SECONDS
+        return _change_page(name.strip(), request.form.get("next", ""))
+    return _signed_in(outcome.user_id, request.form.get("next"))
+
+
+def _signed_in(user_id: int, target: str | None):
     session.permanent = True
     session["uid"] = user_id
     session["csrf"] = secrets.token_urlsafe(32)
     g.pop("principal", None)
-    with c.read() as s:
+    with core().read() as s:
         principal = users_service.by_id(s, user_id)
-    return redirect(_safe_next(request.form.get("next"), principal))
+    return redirect(_safe_next(target, principal))
+
+
+def _change_page(name: str, target: str, message: str | None = None, status: int = 200):
+    return render_template_string(CHANGE_PAGE, csrf=session["csrf"], name=name, next=target,
+                                  message=message), status
+
+
+def _pending_user() -> int | None:
+    uid, until = session.get("pending_uid"), session.get("pending_until")
+    if uid is None or not isinstance(until, (int, float)) or until < time.time():
+        return None
+    return uid
+
+
+@auth.get("/login/password")
+def change_form():
+    uid = _pending_user()
+    if uid is None:
+        return redirect("/login")
+    with core().read() as s:
+        user = users_service.by_id(s, uid)
+    return _change_page(user.name if user else "", request.args.get("next", ""))
+
+
+@auth.post("/login/password")
+def change_submit():
+    uid = _pending_user()
+    if uid is None or not _csrf_ok():
+        session.clear()
+        return redirect("/login")
+    password, again = request.form.get("password", ""), request.form.get("again", "")
+    target = request.form.get("next", "")
+    c = core()
+    with c.read() as s:
+        user = users_service.by_id(s, uid)
+    name = user.name if user else ""
+    if password != again:
+        return _change_page(name, target, "两次输入的新密码不一致", 400)
+    try:
+        with c.write() as s, s.begin():
+            users_service.change_first_password(s, user_id=uid, password=password)
+    except DomainError as err:
+        return _change_page(name, target, err.message, 400)
+    session.clear()
+    return _signed_in(uid, target)
 
 
 @auth.post("/logout")

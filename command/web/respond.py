@@ -21,7 +21,7 @@ from command.errors import DomainError, NotFound
 log = logging.getLogger(__name__)
 
 # paths answered in JSON, also when Flask or Werkzeug refuse the request themselves
-JSON_PREFIXES = ("/api/", "/_dash-", "/healthz", "/readyz")
+JSON_PREFIXES = ("/api/", "/_dash-", "/healthz", "/readyz", "/metrics")
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large",
                415: "bad_request", 429: "rate_limited"}

@@ -19,6 +19,7 @@ from command.incidents import service as incidents_service
 from command.orders import service as orders_service
 from command.matters.categories import is_matter
 from command.users.principal import MATTERS_ROOM, Principal, incident_rooms
+from command.web import reqlog
 from command.web.auth import principal_from
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,22 @@ class AckingNamespace(Namespace):
     """
 
     def trigger_event(self, event, *args):
+        sid = args[0] if args else None
+        environ = self.socketio.server.get_environ(sid, namespace=self.namespace) if sid else None
+        with reqlog.socket_event(self.namespace, event, environ,
+                                 lambda: self.identity(sid)) as outcome:
+            try:
+                outcome["ack"] = self._trigger(event, *args)
+            except ConnectionRefusedError:
+                outcome["refused"] = True
+                raise
+            return outcome["ack"]
+
+    def identity(self, sid) -> tuple[str | None, str | None]:
+        """(user name, feed name) of a connection, for its log lines."""
+        return None, None
+
+    def _trigger(self, event, *args):
         if event in ("connect", "disconnect"):
             return super().trigger_event(event, *args)
         handler = getattr(self, f"on_{event}", None)
@@ -78,6 +95,10 @@ class FeedNamespace(AckingNamespace):
 
     def on_disconnect(self, reason=None):
         self._feeds.pop(_sid(), None)
+
+    def identity(self, sid):
+        feed = self._feeds.get(sid)
+        return None, feed.name if feed else None
 
     def on_report(self, body=None):
         feed = self._feeds.get(_sid())
@@ -116,6 +137,10 @@ class UserNamespace(AckingNamespace):
 
     def on_disconnect(self, reason=None):
         self._users.pop(_sid(), None)
+
+    def identity(self, sid):
+        principal = self._users.get(sid)
+        return principal.name if principal else None, None
 
 
 class LiveNamespace(UserNamespace):
@@ -217,12 +242,15 @@ class Broadcaster:
     most one message per flush window.
     """
 
-    def __init__(self, sio: SocketIO, flush_seconds: float, rooms, outlets) -> None:
+    def __init__(self, sio: SocketIO, flush_seconds: float, rooms, outlets,
+                 on_sent=None) -> None:
         self._sio = sio
         self._flush = flush_seconds
         self._rooms = rooms
         self._outlets = outlets  # [(namespace, event)]
+        self._on_sent = on_sent  # called with each item's seconds from arrival to emission
         self._pending: list[dict] = []
+        self._arrivals: list[tuple[float, int]] = []  # (monotonic arrival, items) per call
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="broadcaster", daemon=True)
@@ -231,6 +259,7 @@ class Broadcaster:
     def __call__(self, items: list[dict]) -> None:
         with self._lock:
             self._pending.extend(items)
+            self._arrivals.append((time.monotonic(), len(items)))
         self._wake.set()
 
     def _run(self) -> None:
@@ -244,6 +273,7 @@ class Broadcaster:
             last = time.monotonic()
             with self._lock:
                 batch, self._pending = self._pending, []
+                arrivals, self._arrivals = self._arrivals, []
             batch.sort(key=lambda item: item["seq"])
             if hasattr(self._rooms, "prepare"):
                 try:
@@ -262,6 +292,12 @@ class Broadcaster:
                                            namespace=namespace, to=room)
                         except Exception:  # screens fill the gap from the database
                             log.exception("emitting %s to %s failed", event, namespace)
+            if self._on_sent is not None:
+                done = time.monotonic()
+                try:
+                    self._on_sent([done - at for at, count in arrivals for _ in range(count)])
+                except Exception:
+                    log.exception("recording delivery lag failed")
 
 
 class FieldNamespace(UserNamespace):
@@ -362,6 +398,15 @@ def install_guard(sio: SocketIO, max_bytes: int) -> None:
     server._handle_event = checked_event
 
 
+def connected_counts(sio: SocketIO) -> dict[str, int]:
+    """Clients connected to this process, per namespace."""
+    server = sio.server
+    if server is None:
+        return {}
+    return {namespace: sum(1 for _ in server.manager.get_participants(namespace, None))
+            for namespace in ("/feed", "/live", "/field")}
+
+
 def register(sio: SocketIO) -> None:
     """Bind the namespaces."""
     sio.on_namespace(FeedNamespace("/feed"))
@@ -370,11 +415,12 @@ def register(sio: SocketIO) -> None:
 
 
 def subscribe(sio: SocketIO, bus, flush_seconds: float, parent_of, ordered_units,
-              matter_ids) -> None:
+              matter_ids, on_incidents_sent=None) -> None:
     """Carry the bus topics to the screens: incidents to /live, order nodes to /live and
-    /field, alerts to /live."""
+    /field, alerts to /live. `on_incidents_sent` gets the seconds each incident change waited
+    here (from reaching this process to its emission on /live)."""
     bus.subscribe("incidents", Broadcaster(sio, flush_seconds, IncidentTargets(ordered_units),
-                                           [("/live", "incidents")]))
+                                           [("/live", "incidents")], on_incidents_sent))
     bus.subscribe("orders", Broadcaster(sio, flush_seconds, NodeTargets(parent_of, matter_ids),
                                         [("/live", "orders"), ("/field", "orders")]))
     bus.subscribe("alerts", Broadcaster(sio, flush_seconds, AlertTargets(matter_ids),

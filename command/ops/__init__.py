@@ -1,0 +1,1 @@
+"""Operations: logs, health, metrics, backup and restore."""
