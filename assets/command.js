@@ -438,6 +438,17 @@
             ] : []))
         ];
         if (inc.description) { facts.push(h("P", {className: "cc-facts-desc"}, inc.description)); }
+        if (inc.reporter_user) {
+            facts.push(h("P", {className: "cc-facts-who"}, (inc.channel_label || "网格上报") + " · 上报人 " + inc.reporter_user +
+                (inc.position === "gps" && inc.accuracy_m ? " · 手机定位（精度约 " + Math.round(inc.accuracy_m) + " 米）" :
+                 inc.position === "map" ? " · 图上点选位置" : "")));
+        }
+        if ((inc.photos || []).length) {
+            facts.push(h("Div", {className: "cc-photos", key: "ph-" + inc.id}, inc.photos.map(function (p, k) {
+                return h("A", {className: "cc-photo", href: p.url, target: "_blank", rel: "noopener", key: p.sha256},
+                         [h("Img", {src: p.thumb_url, alt: "现场照片 " + (k + 1)})]);
+            })));
+        }
         // 专报 the first time, 续报 after (the server numbers them): a plain download link
         facts.push(h("Div", {className: "cc-facts-brief"}, [
             h("A", {className: "cc-btn cc-btn-small", key: "zb-" + inc.id,

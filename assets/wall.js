@@ -13,7 +13,9 @@
  * Every incident is applied only if its seq is larger than the one already shown (de-duplication
  * by id), so replays and re-broadcast changes update in place.
  *
- * Test hooks: window.cmdcenterLive = {lastSeq(), count(), connected(), pending(), receive(items),
+ * A click on a marker or a list item opens a popup with the incident's facts and photos (read from REST).
+ *
+ * Test hooks: window.cmdcenterLive = {lastSeq(), count(), connected(), pending(), popup(id), receive(items),
  *   socket()}.
  */
 (function () {
@@ -90,13 +92,23 @@
     // Plain DOM, not Dash components: a Dash component costs a store subscription, and 200 items
     // of 8 components each made every later store update of the page slow (a burst of 2,000
     // reports kept the wall busy for half a minute; as DOM it takes about a second).
+    // Reported more than half an hour after it happened (a phone's backlog coming in after the
+    // signal returned): shown in its place with a 补报 tag, never flashed as news.
+    var LATE_MS = 30 * 60 * 1000;
+    function late(rec) {
+        var received = Date.parse(rec.received_at || "");
+        return isFinite(received) && isFinite(rec.t) && received - rec.t > LATE_MS;
+    }
+
     function feedItem(rec, fresh) {
         var t = S.cfg.types[typeIndex(rec.type)];
         var today = shanghaiDay(serverNow());
         var when = rec.day === today ? rec.occurred_at.slice(11, 16)
             : rec.occurred_at.slice(5, 10) + " " + rec.occurred_at.slice(11, 16);
         var sev = rec.severity;
-        var item = el("div", "feed-item sev-" + sev + (fresh ? " is-new" : ""));
+        var tardy = late(rec);
+        var item = el("div", "feed-item sev-" + sev + (fresh && !tardy ? " is-new" : "") +
+                      (tardy ? " is-late" : ""));
         item.style.setProperty("--type-color", t.color);
         item.setAttribute("data-incident-id", rec.id);
         var line = el("div", "feed-line");
@@ -105,7 +117,9 @@
         line.append(el("span", "type-tag", label(rec)), badge,
                     el("span", "feed-title", String(rec.title)));
         var sub = el("div", "feed-line feed-sub");
-        sub.append(el("span", "feed-place", place(rec)), el("span", "feed-time", when));
+        sub.append(el("span", "feed-place", place(rec)));
+        if (tardy) { sub.append(el("span", "feed-late", "补报")); }
+        sub.append(el("span", "feed-time", when));
         item.append(line, sub);
         return item;
     }
@@ -358,6 +372,9 @@
             return;
         }
         mapPatch(before, dirty, rebuild);
+        if (S.popupId && changed.some(function (r) { return r.id === S.popupId; })) {
+            showPopup(S.popupId);  // a photo arrived, its state moved: the popup follows
+        }
         S.feed.update(added, changed, removed);
         S.outside.update(outAdded, outChanged, outRemoved);
         refreshNumbers();
@@ -483,8 +500,89 @@
     }
 
     function whenMapExists(tries) {
-        if (!S || darkenMap() || tries <= 0) { return; }
+        if (!S || tries <= 0) { return; }
+        var bound = bindMapClicks();
+        if (darkenMap() && bound) { return; }
         setTimeout(function () { whenMapExists(tries - 1); }, 50);
+    }
+
+    // --- the popup: one incident's facts and its photos (a click on the map or the list) ---
+    function showPopup(id) {
+        S.popupId = id;
+        C.api("GET", "/api/v1/incidents/" + encodeURIComponent(id)).then(function (inc) {
+            if (S.popupId === id) { renderPopup(inc); }
+        }, function (err) {
+            if (S.popupId === id) { renderPopup(null, err.message); }
+        });
+    }
+
+    function closePopup() {
+        S.popupId = null;
+        var box = document.getElementById("wall-popup");
+        if (box) { box.remove(); }
+    }
+
+    function renderPopup(inc, error) {
+        var box = document.getElementById("wall-popup");
+        if (!box) {
+            box = el("div", "wall-popup");
+            box.id = "wall-popup";
+            box.setAttribute("role", "dialog");
+            box.setAttribute("aria-label", "事件详情");
+            document.body.appendChild(box);
+        }
+        box.replaceChildren();
+        var close = el("button", "wall-popup-close", "×");
+        close.type = "button";
+        close.setAttribute("aria-label", "关闭");
+        close.onclick = closePopup;
+        box.appendChild(close);
+        if (!inc) {
+            box.appendChild(el("div", "wall-popup-error", "读取事件失败：" + error));
+            return;
+        }
+        var rec = toRecord(inc);
+        var sev = rec.severity;
+        var head = el("div", "wall-popup-head");
+        var badge = el("span", "sev-badge sev-" + sev, (S.cfg.numerals[String(sev)] || "") + "级");
+        badge.style.setProperty("--sev-color", S.cfg.severity_colors[String(sev)] || "");
+        var tag = el("span", "type-tag", label(rec));
+        tag.style.setProperty("--type-color", S.cfg.types[typeIndex(rec.type)].color);
+        head.append(tag, badge, el("span", "wall-popup-status", inc.status_label || ""));
+        if (late(rec)) { head.append(el("span", "feed-late", "补报")); }
+        box.append(head, el("div", "wall-popup-title", String(inc.title)));
+        var who = [inc.channel_label, inc.reporter_user || inc.feed].filter(Boolean).join(" · ");
+        box.appendChild(el("div", "wall-popup-meta", place(rec) + " · " + rec.occurred_at.slice(5, 16).replace("T", " ") +
+                                                     (who ? " · " + who : "") + (inc.case_no ? " · " + inc.case_no : "")));
+        if (inc.description) { box.appendChild(el("div", "wall-popup-desc", String(inc.description))); }
+        var photos = inc.photos || [];
+        var strip = el("div", "wall-popup-photos");
+        if (!photos.length) { strip.appendChild(el("span", "wall-popup-none", "暂无现场照片")); }
+        photos.forEach(function (p, k) {
+            var a = el("a", "wall-popup-photo");
+            a.href = p.url;
+            a.target = "_blank";
+            a.rel = "noopener";
+            var img = el("img");
+            img.src = p.thumb_url;
+            img.alt = "现场照片 " + (k + 1);
+            a.appendChild(img);
+            strip.appendChild(a);
+        });
+        box.appendChild(strip);
+    }
+
+    function bindMapClicks() {
+        var root = document.getElementById(S.cfg.ids.situation_map);
+        var gd = root && (root.classList.contains("js-plotly-plot") ? root : root.querySelector(".js-plotly-plot"));
+        if (!gd || !gd.on || gd.__ccPopup) { return !!(gd && gd.__ccPopup); }
+        gd.__ccPopup = true;
+        gd.on("plotly_click", function (ev) {
+            var point = ev && ev.points && ev.points[0];
+            var id = point && point.customdata;
+            if (S && id && S.recs.has(id)) { showPopup(id); }
+        });
+        return true;
     }
 
     // --- start ----------------------------------------------------------------------------
@@ -520,6 +618,14 @@
         timers.push(setInterval(tickClock, 1000));
         if (!resizeBound) {
             resizeBound = true;
+            document.addEventListener("click", function (ev) {
+                var t = ev.target;
+                if (!S || !(t instanceof Element)) { return; }
+                var item = t.closest(".feed-item[data-incident-id]");
+                if (item) { showPopup(item.getAttribute("data-incident-id")); return; }
+                if (!t.closest("#wall-popup") && !t.closest(".js-plotly-plot")) { closePopup(); }
+            });
+            document.addEventListener("keydown", function (ev) { if (ev.key === "Escape") { closePopup(); } });
             var pending = null;
             window.addEventListener("resize", function () {
                 clearTimeout(pending);
@@ -546,6 +652,7 @@
         count: function () { return S ? S.recs.size : 0; },
         connected: function () { return !!(socket && socket.connected); },
         pending: function () { return S ? S.queue.length : 0; },
+        popup: function (id) { showPopup(id); },
         // hand incidents to the page as if `/live` had sent them (tests of in-place updates)
         receive: function (items) { if (S) { enqueue(items); } },
         socket: function () { return socket; }

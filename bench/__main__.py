@@ -1,6 +1,7 @@
 """`python -m bench`: ingest throughput, feed → /live latency, locate throughput, order propagation,
-alert latency, month-brief time, the window over 1M matters and rule cost over 1M incidents of
-history, as a table.
+alert latency, month-brief time, the window over 1M matters, rule cost over 1M incidents of
+history, a 1,500-line users import and the grid worker's phone (page weight, draining an outbox),
+as a table.
 
 Starts a real `cmdcenter serve` (one process, SQLite in a fresh temp dir, rate limits raised),
 registers feeds through the CLI, drives it from client processes and prints each measure with
@@ -10,12 +11,14 @@ its target. `--profile` samples the server with py-spy during the ingest phases.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import alert_latency, bench_locate, brief, ingest, latency, matters, propagation, rules
+from bench import (alert_latency, bench_locate, brief, ingest, latency, matters, phone,
+                   propagation, rules, users_import)
 from bench.profile import Sampler, py_spy
 from bench.server import BenchServer
 
@@ -125,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: every rule on over {rules.HISTORY:,} incidents of history "
           "(fill, prime, rules per arrival, then ingest + /live on that data dir) …", flush=True)
     rows.extend(rules.rows(rules.run(tmp)))
+
+    print(f"bench: users import of {users_import.LINES:,} lines (CLI) …", flush=True)
+    rows.extend(users_import.rows(users_import.run()))
+
+    if os.path.exists(phone.CHROMIUM):
+        print("bench: the grid worker's phone: /grid's weight, then draining an outbox of "
+              "50 reports with photos over 750 kbit/s, 300 ms (headless Chromium) …", flush=True)
+        rows.extend(phone.rows(phone.run(50)))
+    else:
+        print(f"bench: skipping the phone ({phone.CHROMIUM} is missing)", flush=True)
 
     print()
     _table(rows)

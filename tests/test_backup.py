@@ -4,6 +4,7 @@ PostgreSQL; the key rules; every refusal before anything is written; an older sc
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -27,6 +28,8 @@ from command.ops import restore as restore_mod
 from command.users import sheet
 from tests import servers
 from tests.test_auth import login
+from tests.test_field_reports import jpeg
+from tests.test_matters_wire import ID_NUMBER
 from tests.test_wire import feed_client, report
 
 
@@ -92,12 +95,40 @@ def prepare(server, tmp_path) -> dict:
     while not server.get("/api/v1/alerts?status=all").json():  # the severity alert
         assert time.monotonic() < deadline
         time.sleep(0.3)
+    # a matter at the window (its party's ID number encrypted and indexed with the key) and a
+    # report from a phone with a photo (its bytes in the database)
+    clerk = server.add_user("bk-clerk", "desk")
+    matter = requests.post(server.url + "/api/v1/matters", timeout=30,
+                           headers={"Authorization": f"Bearer {clerk}"},
+                           json={"type": "dispute", "title": "劳资纠纷", "grid": "DEMO-T01-G01",
+                                 "category": "labour",
+                                 "parties": [{"role": "applicant", "kind": "person",
+                                              "name": "张三", "id_number": ID_NUMBER,
+                                              "phone": "13812341234"}]})
+    assert matter.ok, matter.text
+    phone = server.add_user("bk-phone", "grid", "DEMO-T01-G01")
+    picture = jpeg((320, 240))
+    sha = hashlib.sha256(picture).hexdigest()
+    report_id = str(uuid.uuid4())
+    put = requests.put(f"{server.url}/api/v1/field/reports/{report_id}/photos/{sha}",
+                       data=picture, timeout=30, headers={
+                           "Authorization": f"Bearer {phone}",
+                           "Content-Range": f"bytes 0-{len(picture) - 1}/{len(picture)}"})
+    assert put.status_code == 201, put.text
+    field = requests.post(server.url + "/api/v1/field/reports", timeout=30,
+                          headers={"Authorization": f"Bearer {phone}"},
+                          json={"id": report_id, "type": "emergency", "title": "路面塌陷",
+                                "occurred_at": report(0)["occurred_at"], "grid": "DEMO-T01-G01",
+                                "position": "grid"})
+    assert field.ok, field.text
     files = {"reports/情况报告-2026-12-04.html": "<h1>情况报告</h1>".encode(),
              "photos/2026/12/p1.jpg": os.urandom(200_000)}
     for name, data in files.items():
         (server.data_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (server.data_dir / name).write_bytes(data)
-    return {"token": token, "files": files, "fingerprint": fingerprint,
+    return {"token": token, "files": files, "fingerprint": fingerprint, "clerk": clerk,
+            "case_no": matter.json()["case_no"], "phone": phone, "photo": sha,
+            "field": field.json()["incident"]["id"],
             "first_password": first_password,
             "orders": _orders(server), "alerts": _alerts(server)}
 
@@ -141,6 +172,19 @@ def check_restored(restored, state, acked: set[str]) -> None:
     assert "修改初始密码" in signed.last.text  # the first sign-in is still due after a restore
     for name, data in state["files"].items():
         assert (restored.data_dir / name).read_bytes() == data
+    # the matter: found by its party's ID number (the key came back) and readable
+    found = requests.post(restored.url + "/api/v1/matters/search", json={"id_number": ID_NUMBER},
+                          headers={"Authorization": f"Bearer {state['clerk']}"}, timeout=30)
+    assert [m["case_no"] for m in found.json()["items"]] == [state["case_no"]]
+    detail = requests.get(f"{restored.url}/api/v1/matters/{state['case_no']}", timeout=30,
+                          headers={"Authorization": f"Bearer {state['clerk']}"}).json()
+    assert [p["name"] for p in detail["parties"]] == ["张三"]
+    # the phone's report with its photo, byte for byte
+    photos = restored.get(f"/api/v1/incidents/{state['field']}").json()["photos"]
+    assert [p["sha256"] for p in photos] == [state["photo"]]
+    got = requests.get(restored.url + photos[0]["url"], timeout=30,
+                       headers={"Authorization": f"Bearer {state['phone']}"})
+    assert hashlib.sha256(got.content).hexdigest() == state["photo"]
 
 
 def members(archive) -> list[str]:

@@ -295,3 +295,40 @@ def test_json_answers_carry_no_full_phone(world):
     grid = world["grid"]
     r = grid.post("/api/v1/field/reports", report(reporter="张三", phone="13800001111"))
     assert "13800001111" not in json.dumps(r.json(), ensure_ascii=False)
+
+
+def test_a_days_backlog_is_judged_by_when_things_happened(world):
+    """A phone that was out of signal all day sends its reports at once: no gathering or spike
+    is raised for what was spread over the day; the same reports happening now raise both."""
+    import time
+
+    from layers.demo import demo_county
+
+    srv = world["srv"]
+    units = demo_county().set_index("code")
+    backlog = Phone(srv, srv.add_user("g-hill", "grid", "DEMO-T03-G01"))
+    now = Phone(srv, srv.add_user("g-town", "grid", "DEMO-T04-G01"))
+
+    def day(user, grid, minutes):
+        point = units.loc[grid].geometry.representative_point()
+        return [report(type="dispute", title=f"纠纷 {k}", grid=None, lon=point.x, lat=point.y,
+                       position="gps", accuracy_m=8, occurred_at=now_iso(m), people=4)
+                for k, m in enumerate(minutes)]
+
+    spread = day(backlog, "DEMO-T03-G01", [-480 + 55 * k for k in range(8)])  # 8 hours
+    sent = backlog.post("/api/v1/field/reports", spread)
+    assert all(a["ok"] for a in sent.json())
+    late_ids = {a["incident"]["id"] for a in sent.json()}
+    burst = now.post("/api/v1/field/reports",
+                     day(now, "DEMO-T04-G01", [-9 + k for k in range(8)]))  # 8 in 8 minutes
+    burst_ids = {a["incident"]["id"] for a in burst.json()}
+
+    def rules_over(ids):
+        return {a["rule"] for a in srv.get("/api/v1/alerts?status=all").json()
+                if set(a["incidents"]) & ids}
+
+    deadline = time.monotonic() + 60
+    while rules_over(burst_ids) < {"mass_gathering", "spike"} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert rules_over(burst_ids) >= {"mass_gathering", "spike"}  # the watch has seen them all
+    assert rules_over(late_ids) & {"mass_gathering", "spike"} == set()

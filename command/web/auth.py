@@ -28,13 +28,14 @@ auth = Blueprint("auth", __name__)
 CSRF_COOKIE = "_csrf_token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon", "/healthz", "/readyz",
+                   "/grid/static/", "/grid-sw.js", "/grid/manifest.webmanifest",
                    "/metrics", "/login", "/socket.io", "/api/v1/reports")
 # where each role lands after signing in
 HOME = {"duty": "/", "leader": "/command", "admin": "/", "township": "/township",
         "grid": "/grid", "dept": "/township", "desk": "/desk"}
 # which roles each page is for; others are sent to their own page
 PAGE_ROLES = {"/": COUNTY_ROLES, "/command": COUNTY_ROLES,
-              "/township": ("township", "dept", *COUNTY_ROLES), "/grid": ("grid",),
+              "/township": ("township", "dept", *COUNTY_ROLES), "/grid": ("grid", "township"),
               "/desk": ("desk", "duty", "township", "admin")}
 
 

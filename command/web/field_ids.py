@@ -1,7 +1,7 @@
-"""Component ids of the three command faces (/command, /township, /grid), in one place.
+"""Component ids of the Dash faces (/command, /township, /desk), in one place.
 
-The pages hand these to their scripts (assets/command.js, assets/field.js) through each page's
-state store, so the strings are written only here.
+The pages hand these to their scripts (assets/command.js, assets/desk.js, assets/worklist.js)
+through each page's state store, so the strings are written only here.
 """
 
 # /command: the leader's and duty officer's desk
@@ -28,12 +28,6 @@ TOWNSHIP_MESSAGE = "township-message"
 TOWNSHIP_MATTERS = "township-matters"
 TOWNSHIP_MATTER_COUNT = "township-matter-count"
 
-# /grid: the grid worker's phone
-GRID_STATE = "grid-state"
-GRID_STATUS = "grid-live-status"
-GRID_BANNER = "grid-banner"
-GRID_CARDS = "grid-cards"
-GRID_MESSAGE = "grid-message"
 
 # /desk: the one window (无差别受理窗口)
 DESK_STATE = "desk-state"

@@ -23,17 +23,24 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Chromium from the system (never a downloaded one)."""
+def playwright_driver():
+    """The Playwright driver (one per session), for tests that launch their own browser
+    (a persistent profile: a phone that is closed and opened again)."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium "
                     "fonts-noto-cjk` to run the browser tests")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    """Headless Chromium from the system (never a downloaded one)."""
+    chromium = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
 
 
 class PageRecord:

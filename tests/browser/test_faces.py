@@ -146,7 +146,7 @@ def test_grid_page_fits_a_phone(contexts, server):
         headers={"Authorization": f"Bearer {feed_token}"}, timeout=30).json()
     incident_id = ack["incident"]["id"]
     # a tap first: the page may then beep when the order arrives
-    worker.tap(".cc-phone-header")
+    worker.tap(".ph-header")
     order = requests.post(server.url + "/api/v1/orders", json={
         "incident_id": incident_id, "targets": [GRID], "priority": "high",
         "instruction": "请上门了解双方诉求，先行调解，必要时联系司法所"},
@@ -166,3 +166,71 @@ def test_grid_page_fits_a_phone(contexts, server):
     worker.wait_for_timeout(300)
     worker.screenshot(path=str(DOCS / "grid.png"))
     assert_clean(worker)
+
+
+def test_photos_from_a_phone_show_on_the_command_detail_and_the_wall_popup(contexts, server):
+    """A worker's report with two photos: /command's detail and the wall's popup show them
+    (thumbnails that load, each linking to the full photo); a photo arriving later joins."""
+    import hashlib
+    import io
+    import uuid
+
+    import requests
+    from PIL import Image
+
+    token = server.add_user("grid-photo", "grid", GRID)
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def photo(color) -> tuple[bytes, str]:
+        out = io.BytesIO()
+        Image.new("RGB", (640, 480), color).save(out, "JPEG")
+        return out.getvalue(), hashlib.sha256(out.getvalue()).hexdigest()
+
+    def put(report_id, data, sha):
+        r = requests.put(f"{server.url}/api/v1/field/reports/{report_id}/photos/{sha}", data=data,
+                         headers={**auth, "Content-Range": f"bytes 0-{len(data) - 1}/{len(data)}"},
+                         timeout=30)
+        assert r.status_code == 201, r.text
+
+    report_id = str(uuid.uuid4())
+    first, second, third = photo((200, 40, 40)), photo((40, 160, 60)), photo((40, 60, 200))
+    put(report_id, *first)
+    put(report_id, *second)
+    lon, lat = grid_point(GRID)
+    ack = requests.post(server.url + "/api/v1/field/reports", headers=auth, timeout=30, json={
+        "id": report_id, "type": "public_safety", "title": "河堤渗水", "severity": 3,
+        "occurred_at": __import__("datetime").datetime.now().astimezone().isoformat(),
+        "lon": lon, "lat": lat, "position": "gps", "accuracy_m": 9})
+    assert ack.ok, ack.text
+    incident = ack.json()["incident"]
+    assert [p["sha256"] for p in incident["photos"]] == [first[1], second[1]]
+
+    leader = contexts()
+    open_desk(leader, server, "leader-photo", "leader", None, "/command", DESK)
+    leader.click(f'#command-list [data-incident-id="{incident["id"]}"]', timeout=15_000)
+    leader.wait_for_function("document.querySelectorAll('.cc-photo img').length === 2 && "
+                             "[...document.querySelectorAll('.cc-photo img')]"
+                             ".every(i => i.complete && i.naturalWidth > 0)", timeout=15_000)
+    assert "上报人 grid-photo" in leader.text_content(".cc-facts-who")
+    href = leader.get_attribute(".cc-photo", "href")
+    assert href == f"/api/v1/photos/{first[1]}"
+
+    wall = contexts()
+    sign_in(wall, server, "wall-photo", "duty")
+    wall.goto(server.url + "/")
+    wall.wait_for_function("window.cmdcenterLive && window.cmdcenterLive.connected()",
+                           timeout=30_000)
+    wall.click(f'#incident-feed [data-incident-id="{incident["id"]}"]', timeout=15_000)
+    wall.wait_for_function("document.querySelectorAll('#wall-popup .wall-popup-photo img').length"
+                           " === 2", timeout=10_000)
+    assert "河堤渗水" in wall.text_content("#wall-popup")
+    put(report_id, *third)  # a third photo arrives: both faces follow without a reload
+    wall.wait_for_function("document.querySelectorAll('#wall-popup .wall-popup-photo img').length"
+                           " === 3", timeout=15_000)
+    leader.wait_for_function("document.querySelectorAll('.cc-photo img').length === 3",
+                             timeout=15_000)
+    wall.wait_for_function("[...document.querySelectorAll('#wall-popup img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=10_000)
+    wall.keyboard.press("Escape")
+    assert wall.query_selector("#wall-popup") is None
+    assert_clean(leader, wall)

@@ -283,3 +283,24 @@ def test_incidents_with_open_orders_are_marked(page, server, feed):
     page.reload()
     page.wait_for_selector(f'{item}[data-open-orders="2"]', timeout=20_000)
     assert_clean(page)
+
+
+def test_a_backlog_is_shown_as_late_not_flashed_as_news(page, server, feed):
+    """A phone's day of reports arriving when its signal returns is listed with 补报, and does
+    not flash as if it were happening now; a report of now does."""
+    from datetime import datetime, timedelta
+
+    from tests.browser.reports import CST
+
+    open_wall(page, server)
+    now = datetime.now(CST)
+    late = feed.send(report("dispute", "上午的邻里纠纷", 120.21, 30.06, severity=4,
+                            occurred=now - timedelta(hours=3)))["incident"]
+    fresh = feed.send(report("emergency", "刚刚发生的火情", 120.22, 30.05, severity=3))["incident"]
+    wait_count(page, 2)
+    old = page.wait_for_selector(f'#incident-feed [data-incident-id="{late["id"]}"]')
+    new = page.wait_for_selector(f'#incident-feed [data-incident-id="{fresh["id"]}"]')
+    assert "is-late" in old.get_attribute("class") and "is-new" not in old.get_attribute("class")
+    assert "补报" in old.text_content()
+    assert "is-new" in new.get_attribute("class") and "补报" not in new.text_content()
+    assert_clean(page)
