@@ -263,6 +263,24 @@ def test_rows_by_dept_and_township_carry_codes_and_names(core, made):
     assert cats.index("neighbour") < cats.index("contract") and cats[-1] is None
 
 
+def test_a_correction_moves_the_matter_in_the_figures(core, made):
+    """The figures read the incident's township, category and channel through copies the
+    database keeps (migration 0009): a correction at the window moves the matter at once."""
+    def rows(by):
+        return {r["key"]: r["registered"] for r in figures(core, NOV, by)["rows"]}
+    assert "medical" not in rows("category") and rows("channel")["online"] == 1
+    assert rows("township") == {"DEMO-T01": 8, "DEMO-T02": 2}
+    with core.write() as s, s.begin():
+        service.correct(s, made["O"], {"category": "medical", "channel": "online",
+                                       "grid": "DEMO-T02-G01"}, by=DESK,
+                        keyring=core.keyring, locator=core.units.current(s),
+                        now=core.clock.now(), rules=core.matter_rules)
+    assert rows("category")["medical"] == 1 and "traffic" not in rows("category")
+    assert rows("channel")["online"] == 2
+    assert rows("township") == {"DEMO-T01": 7, "DEMO-T02": 3}
+    test_figures_agree_with_counts_made_from_the_rows(core, made)
+
+
 def test_scopes(core, made):
     t01 = stats.scope(Principal("t01", "township", "DEMO-T01"))
     rows = figures(core, NOV, "township", t01)["rows"]
@@ -351,7 +369,7 @@ def test_json_over_rest(api, core):
     own = api.get("/api/v1/stats/matters?from=2026-11-01&to=2026-11-30&by=category", "t01")
     assert own.status_code == 200
     assert own.get_json()["total"] == figures(
-        core, NOV, "category", incidents.c.township_code == "DEMO-T01")["total"]
+        core, NOV, "category", matters.c.fig_township == "DEMO-T01")["total"]
     assert [r["key"] for r in api.get("/api/v1/stats/matters?from=2026-10-01&to=2026-10-31",
                                       "hrss").get_json()["rows"]] == ["dept.hrss"]
     assert api.get("/api/v1/stats/matters", "g01").status_code == 403
