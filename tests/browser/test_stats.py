@@ -13,6 +13,7 @@ from tests.browser.test_faces import assert_clean, contexts  # noqa: F401 (fixtu
 
 STATS = "window.cmdcenterStats"
 DESK = "window.cmdcenterDesk"
+LIVE = "window.cmdcenterLive"
 
 
 def total_cell(page, field: str) -> str:
@@ -39,6 +40,13 @@ def test_the_statistics_view_shows_the_figures_and_follows_a_conclusion(contexts
     first = register(server, clerk, "邻里漏水")
     register(server, clerk, "当场答复", closure="on_the_spot", note="当场解释政策")
     register(server, clerk, "不属受理范围", closure="not_accepted", note="请向法院起诉")
+
+    wall = contexts()
+    sign_in(wall, server, "wall-stats", "duty")
+    wall.goto(server.url + "/")
+    wall.wait_for_function(f"{LIVE} && {LIVE}.connected()", timeout=20_000)
+    assert wall.text_content("#kpi-matters-today") == "2"  # the refusal is counted apart
+    assert wall.text_content("#kpi-resolution-month") == "100.0%"  # on the spot: resolved
 
     leader = contexts()
     sign_in(leader, server, "leader-stats", "leader")
@@ -79,9 +87,16 @@ def test_the_statistics_view_shows_the_figures_and_follows_a_conclusion(contexts
     # a matter concludes elsewhere: the view reads the figures again by itself
     refreshes = leader.evaluate(f"{STATS}.refreshes()")
     api(server, clerk, "POST", f"/api/v1/matters/{first}/outcome",
-        {"result": "agreed", "terms": "修复水管并赔偿"})
+        {"result": "not_agreed", "guided_to": "litigation"})
     leader.wait_for_function(f"{STATS}.figures().total.concluded === 2", timeout=10_000)
     assert leader.evaluate(f"{STATS}.refreshes()") > refreshes
     assert total_cell(leader, "concluded") == "2"
-    assert total_cell(leader, "resolved") == "2"
-    assert_clean(leader)
+    assert total_cell(leader, "resolved") == "1"
+    assert total_cell(leader, "resolution_rate") == "50.0%"
+    # and the wall's tile, from the same figures
+    wall.wait_for_function("document.getElementById('kpi-resolution-month').textContent "
+                           "=== '50.0%'", timeout=10_000)
+    register(server, clerk, "又一起")
+    wall.wait_for_function("document.getElementById('kpi-matters-today').textContent === '3'",
+                           timeout=10_000)
+    assert_clean(leader, wall)
