@@ -7,7 +7,8 @@ compare against — with every outcome, leads, follow-ups and legal limits, into
 database, then:
 
 - times the figures of the last 365 days (`command.matters.stats.figures`, by department,
-  township, category and channel; each the slowest of three runs, warm), target ≤ 2 s;
+  township, category and channel; each the median of five warm runs, and the slowest run of
+  all), target ≤ 2 s;
 - starts a real `cmdcenter serve` on that database and times the same through
   `GET /api/v1/stats/matters?by=township` (and `&format=xlsx`);
 - registers matters at the window and routes each (`POST /api/v1/matters/{case_no}/route`,
@@ -158,8 +159,9 @@ def bulk_load(core, per_year: int, *, seed: int = 11) -> int:
     return total
 
 
-def time_figures(core, *, runs: int = 3) -> dict:
-    """The slowest of `runs` warm runs of the year's figures for each `by` (seconds)."""
+def time_figures(core, *, runs: int = 5) -> dict:
+    """The median of `runs` warm runs of the year's figures for each `by` (seconds), and the
+    slowest run of all (`slowest`)."""
     from command.matters import stats
 
     year = stats.DayRange(END - timedelta(days=364), END)
@@ -173,7 +175,8 @@ def time_figures(core, *, runs: int = 3) -> dict:
                 t0 = time.perf_counter()
                 fig = stats.figures(s, year, by=by, locator=locator)
                 times.append(time.perf_counter() - t0)
-            out[by] = max(times)
+            out[by] = statistics.median(times)
+            out["slowest"] = max(out.get("slowest", 0.0), *times)
             registered = fig["total"]["registered"] + fig["total"]["not_accepted"]
     out["registered"] = registered
     return out
@@ -189,7 +192,7 @@ def measure_server(url: str, desk: str, duty: str, routes: int = ROUTES) -> dict
     query = f"/api/v1/stats/matters?from={year.start}&to={year.end}&by=township"
     http.get(url + query, timeout=120).raise_for_status()
     rest, xlsx = [], []
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter()
         http.get(url + query, timeout=120).raise_for_status()
         rest.append(time.perf_counter() - t0)
@@ -210,7 +213,7 @@ def measure_server(url: str, desk: str, duty: str, routes: int = ROUTES) -> dict
                         json={"lead": "dept.hrss", "assist": ["DEMO-T01"], "tier": "complex"})
         route_ms.append((time.perf_counter() - t0) * 1000)
         r.raise_for_status()
-    return {"rest_s": max(rest), "xlsx_s": max(xlsx), "route_p50": statistics.median(route_ms),
+    return {"rest_s": statistics.median(rest), "xlsx_s": statistics.median(xlsx), "route_p50": statistics.median(route_ms),
             "route_p99": _pct(route_ms, 99), "routes": len(route_ms)}
 
 
@@ -267,10 +270,11 @@ def rows(results: list[dict]) -> list[tuple[str, str, str, bool]]:
     out = []
     for r in results:
         where = f"{r['kind']}, {r['per_year']:,} matters a year"
-        out.append((f"a year's figures, slowest by= (s), {where}",
+        out.append((f"a year's figures, slowest by= (s, median of 5), {where}",
                     f"{max(r[b] for b in ('dept', 'township', 'category', 'channel')):.2f}  "
                     f"[dept {r['dept']:.2f} · township {r['township']:.2f} · category "
-                    f"{r['category']:.2f} · channel {r['channel']:.2f}; REST {r['rest_s']:.2f}, "
+                    f"{r['category']:.2f} · channel {r['channel']:.2f}; slowest run "
+                    f"{r['slowest']:.2f}; REST {r['rest_s']:.2f}, "
                     f"xlsx {r['xlsx_s']:.2f}; {r['registered']:,} registered in the year; "
                     f"load {r['load_s']:.0f} s]",
                     f"≤ {TARGET_FIGURES_S:g}", ok_figures(r)))

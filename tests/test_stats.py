@@ -450,3 +450,30 @@ def test_the_matter_list_downloads_without_personal_data(api, core, made):
     assert made["I"] not in own.get_data(as_text=True)  # I is in DEMO-T02
     assert made["H"] in own.get_data(as_text=True)
     assert api.get("/api/v1/matters/export?channel=fax").status_code == 422
+
+
+def test_the_briefing_has_the_same_figures(core, made):
+    """The 工作例会 brief of November carries the matters' figures from the same function."""
+    from command.briefing import compose, data, render
+    from command.briefing.periods import parse
+    from tests.test_brief import charts_stub
+
+    now = core.clock.now()
+    with core.read() as s:
+        brief = data.period_brief(s, parse("month", "2026-11", now=now), now=now)
+    assert brief.matters["rows"] == figures(core, NOV, "dept")["rows"]
+    assert brief.matters["total"] == figures(core, NOV, "channel")["total"]
+    doc = compose.period_doc(brief, [charts_stub(k) for k in ("trend", "types", "townships",
+                                                              "satisfaction")])
+    text = render.to_markdown(doc)
+    assert "矛盾纠纷调处化解情况" in text
+    assert "受理矛盾纠纷等事项 10 件" in text and "另不予受理 1 件" in text
+    assert "化解率 70.0%（上期 100.0%）" in text and "满意率 50.0%" in text
+    assert "按期办结率 90.9%" in text and "| 信访 |" in text
+    # a running month counts up to today, and compares as many days before
+    at(core, "2026-11-10T12:00")
+    with core.read() as s:
+        running = data.period_brief(s, parse("month", "2026-11", now=core.clock.now()),
+                                    now=core.clock.now())
+    assert (running.matters["from"], running.matters["to"]) == ("2026-11-01", "2026-11-10")
+    assert running.matters["previous"] == {"from": "2026-10-22", "to": "2026-10-31"}
