@@ -657,6 +657,8 @@
         } else {
             connect();
         }
+        // the matter tiles (assets/wall_matters.js) read the figures; they listen on this socket
+        if (window.cmdcenterWallMatters) { window.cmdcenterWallMatters.start(cfg, socket); }
     }
 
     window.dash_clientside = window.dash_clientside || {};

@@ -24,6 +24,7 @@ from command.web.matters_api import matters_api
 from command.web.receipt import receipt
 from command.web.ops_api import ops_api
 from command.web.risk_api import risk_api
+from command.web.stats_api import stats_api
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
     server.register_blueprint(command_api.command_api)
     server.register_blueprint(briefs_api)
     server.register_blueprint(risk_api)
+    server.register_blueprint(stats_api)
     server.register_blueprint(matters_api)
     server.register_blueprint(field_api)
     server.register_blueprint(phone)

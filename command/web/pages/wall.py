@@ -18,6 +18,7 @@ from flask import current_app
 from command.clock import SHANGHAI
 from command.db import last_seq
 from command.incidents import service as incidents_service
+from command.matters import stats
 from command.risk import trends
 from command.risk.score import NOT_COUNTED
 from command.units import service as units_service
@@ -42,6 +43,11 @@ KPIS = (
     (ids.KPI_MAJOR, "Ⅰ–Ⅱ级事件", theme.SEVERITY_COLORS[2]),
     (ids.KPI_OUTSIDE, "辖区外事件", theme.OUTSIDE_COLOR),
 )
+# the matter tiles: the center's figures (command.matters.stats), the same as the API's
+MATTER_KPIS = (
+    (ids.KPI_MATTERS_TODAY, "今日受理事项", "#7dd3a8"),
+    (ids.KPI_RESOLUTION_MONTH, "本月化解率", "#f5c451"),
+)
 MAP_CONFIG = {"displaylogo": False, "scrollZoom": True, "displayModeBar": False,
               "responsive": True}
 CHART_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True,
@@ -64,6 +70,7 @@ def layout(**_):
         incidents = [] if principal is None else incidents_service.recent(
             session, after=window_start(now), locator=locator, principal=principal)
         trends = wall_risk.opening_trends(session, now=now, principal=principal)
+        tiles = matter_tiles(session, principal, now=now)
     incidents = [{k: i.get(k) for k in _WIRE_FIELDS} for i in incidents]
     today = now.astimezone(SHANGHAI).date().isoformat()
     county = _county_name(units)
@@ -92,6 +99,7 @@ def layout(**_):
         "incidents": incidents,
         "feed": [i["id"] for i in feed],
         "outside": [i["id"] for i in outside],
+        "matter_tiles": tiles,
     }
     kpis = kpi_counts(incidents, today)
     shown = [i for i in incidents if counted(i)]
@@ -104,7 +112,9 @@ def layout(**_):
         html.Main(className="wall-body", children=[
             html.Section(className="wall-col wall-left", children=[
                 _panel("今日态势", html.Div(className="kpi-grid", children=[
-                    _kpi(kid, label, accent, kpis[kid]) for kid, label, accent in KPIS
+                    *[_kpi(kid, label, accent, kpis[kid]) for kid, label, accent in KPIS],
+                    *[_kpi(kid, label, accent, tile_text(kid, tiles), extra="kpi-matter")
+                      for kid, label, accent in MATTER_KPIS],
                 ]), extra="panel-kpi"),
                 _panel("各乡镇（街道）事件分布", dcc.Graph(
                     id=ids.TOWNSHIP_CHART, figure=township_figure(townships, shown),
@@ -250,8 +260,29 @@ def _panel(title: str, body, *, note=None, extra: str = "") -> html.Div:
     ])
 
 
-def _kpi(kid: str, label: str, accent: str, value: int) -> html.Div:
-    return html.Div(className=f"kpi {kid}", style={"--accent": accent}, children=[
+def matter_tiles(session, principal, *, now) -> dict | None:
+    """Today's 受理 and this month's 化解率, from the figures (None: no user, or no scope)."""
+    if principal is None:
+        return None
+    try:
+        where = stats.scope(principal)
+    except Exception:  # a role without figures
+        return None
+    return stats.today_and_month(session, now=now, where=where)
+
+
+def tile_text(kid: str, tiles: dict | None) -> str:
+    """What a matter tile shows: a count, or a rate as a percentage (— without one)."""
+    if tiles is None:
+        return "—"
+    if kid == ids.KPI_MATTERS_TODAY:
+        return str(tiles["registered_today"])
+    rate = tiles["resolution_rate_month"]
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _kpi(kid: str, label: str, accent: str, value, extra: str = "") -> html.Div:
+    return html.Div(className=f"kpi {kid} {extra}".strip(), style={"--accent": accent}, children=[
         html.Div(label, className="kpi-label"),
         html.Div(str(value), id=kid, className="kpi-value"),
     ])
