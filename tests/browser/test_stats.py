@@ -66,7 +66,8 @@ def test_the_statistics_view_shows_the_figures_and_follows_a_conclusion(contexts
     # by township, today: the table follows the controls; the download links follow too
     leader.select_option("#command-stats-by", "township")
     leader.select_option("#command-stats-period", "day")
-    leader.wait_for_function(f"{STATS}.figures().by === 'township'", timeout=10_000)
+    leader.wait_for_function(f"{STATS}.figures().by === 'township' && "
+                             f"{STATS}.figures().from === {STATS}.figures().to", timeout=10_000)
     today = leader.evaluate(f"{STATS}.figures()")
     assert today["from"] == today["to"] and today["rows"][0]["key"] == "DEMO-T01"
     assert leader.locator("thead th").first.text_content() == "乡镇（街道）"
