@@ -432,11 +432,18 @@ def cmd_seed_history(args) -> int:
 
     try:
         summary = seed_history(core, weeks=weeks, seed=seed, per_day=per_day, progress=progress)
+        window = None
+        if args.matters:
+            from command.demo.matters import seed_matters
+
+            window = seed_matters(core, seed=seed)
     finally:
         bar.close()
         core.close()
     for line in summary.lines():
         print(line)
+    if window is not None:
+        print(window.line().removeprefix("cmdcenter: "))
     return 0
 
 
@@ -602,6 +609,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", default="0", help="random seed: the same seed gives the same history")
     p.add_argument("--per-day", dest="per_day", default="90",
                    help="reports a day in the whole county, on average (default 90)")
+    p.add_argument("--matters", action="store_true",
+                   help="also the window's matters of the last 90 days, as the demo seeds them "
+                        "(routes, mediation, outcomes, follow-ups, repeat parties)")
 
     p = add("backup", cmd_backup,
             "write one archive of the database (consistent, while the server runs), the data "

@@ -43,6 +43,7 @@ nothing. Steps after `now` are not taken (the story is cut where `now` finds it)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
@@ -67,7 +68,7 @@ log = logging.getLogger(__name__)
 REGION = "999999"  # province 99 is not assigned in GB/T 2260: a fictitious region (see above)
 KEY_PREFIX = "demo-matter-"
 DAYS = 90  # how far back the window's matters go
-RANDOM_MATTERS = 100  # drawn matters, besides the scripted ones that keep the queues alive
+RANDOM_MATTERS = 40  # drawn matters, besides the scripted ones that keep the queues alive
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 CLERKS = ("窗口·陈静", "窗口·刘晓燕", "窗口·王海涛")  # the window's clerks (desk)
 
@@ -185,9 +186,13 @@ _FEES = ("电梯长期故障无人维修", "小区公共收益不公开", "绿�
 _XIAOQU = ("锦绣花园", "阳光小区", "翠苑小区", "滨江名苑", "学府华庭", "春晖苑", "丹桂园",
            "湖滨雅苑")
 _ROADS = ("城关大道", "解放路", "人民路", "环城南路", "工业大道", "文化路")
-_COMPANIES = ("鑫达电子有限公司", "恒丰纺织有限公司", "宏盛建筑工程有限公司", "顺通物流有限公司",
-              "永固五金制品有限公司", "佳美装饰工程有限公司", "华远汽配有限公司", "金诚家具有限公司")
-_PROPERTY = ("安居物业服务有限公司", "宜家物业管理有限公司", "明珠物业服务有限公司")
+_COMPANIES = {  # by category: who is on the other side
+    "labour": ("鑫达电子有限公司", "恒丰纺织有限公司", "顺通物流有限公司", "永固五金制品有限公司",
+               "华远汽配有限公司", "金诚家具有限公司", "宏盛建筑工程有限公司"),
+    "contract": ("佳美装饰工程有限公司", "居然美家装饰设计有限公司", "匠心装饰工程有限公司"),
+    "property_mgmt": ("安居物业服务有限公司", "宜家物业管理有限公司", "明珠物业服务有限公司"),
+    "other": ("宏盛建筑工程有限公司", "城建市政工程有限公司", "华达建设集团有限公司"),
+}
 _SHOPS = ("惠民超市", "好又多便利店", "美佳健身会所", "优学教育培训中心", "丽人美容店")
 _HOSPITALS = ("县人民医院", "县中医院", "县妇幼保健院")
 _COURT = "县人民法院"
@@ -283,8 +288,8 @@ class _Matter:
     at: datetime
     words: dict
     parties: list[dict]
-    fate: str = "done"  # done | queue | returned | running | near | overdue | notify_overdue
-    #                     | followup_today | confirm_soon | reopen | spot | refused | extend
+    fate: str = "done"  # done | queue | returned | running | near | overdue | notify_overdue |
+    #  followup_today | confirm_soon | confirm_pending | reopen | difficult | spot | refused | extend
     result: str | None = None
     case_no: str | None = None
     steps: list = field(default_factory=list)  # (at, name, kwargs)
@@ -411,9 +416,10 @@ class _Planner:
             f"{rng.randint(1, 30)}幢{rng.randint(101, 1802)}室"
         return _Person(_name(rng), number, _phone(rng), address)
 
-    def org(self, kind: str, rng: random.Random, town: str) -> dict:
+    def org(self, kind: str, rng: random.Random, town: str, category: str = "labour") -> dict:
         self._orgs += 1
-        names = {"company": _COMPANIES, "shop": _SHOPS, "hospital": _HOSPITALS}.get(kind)
+        names = {"company": _COMPANIES.get(category, _COMPANIES["labour"]), "shop": _SHOPS,
+                 "hospital": _HOSPITALS}.get(kind)
         if kind == "government":
             name = f"{self.w.town_name[town]}人民政府"
         else:
@@ -423,8 +429,8 @@ class _Planner:
             elif kind == "company":
                 name = "县" + name
         return {"role": "respondent", "kind": "org", "name": name,
-                "credit_code": credit_code(kind, 31_000_000 + self._orgs * 7919
-                                           + sum(map(ord, name))),
+                # one organisation, one code: the same name is the same party wherever it appears
+                "credit_code": credit_code(kind, int(hashlib.sha1(name.encode()).hexdigest(), 16)),
                 "address": f"{self.w.town_name[town]}"}
 
     # --- drawing matters ------------------------------------------------------------------------
@@ -471,7 +477,7 @@ class _Planner:
             parties.append(p.party("respondent", with_id=rng.random() < 0.7))
             other = p.name
         elif kind.respondent != "none":
-            org = self.org(kind.respondent, rng, town)
+            org = self.org(kind.respondent, rng, town, kind.category)
             parties.append(org)
             other = org["name"]
         words = self._words(kind, rng, town, grid, applicant.name, other)
@@ -568,6 +574,8 @@ class _Planner:
         self.draw(k["dispute", "traffic"], self._ago(34), rng, channel="referral",
                   fate="confirm_soon")
         self.draw(k["dispute", "contract"], self._ago(60), rng, channel="visit", fate="reopen")
+        self.draw(k["dispute", "labour"], self._ago(24), rng, channel="visit",
+                  fate="confirm_pending")
         self.draw(k["dispute", "land_acquisition"], _office(self._ago(40), rng), rng,
                   channel="visit", fate="difficult")
         self.draw(k["legal", "contract"], self._ago(20, 3), rng, channel="visit", fate="spot")
@@ -683,6 +691,8 @@ class _Planner:
             out = self.now - timedelta(days=7, hours=rng.uniform(0.5, 3))
         elif m.fate == "confirm_soon":
             out = self.now - timedelta(days=26, hours=2)
+        elif m.fate == "confirm_pending":
+            out = self.now - timedelta(days=14, hours=3)
         else:
             share = rng.betavariate(2.2, 3.0)
             if rng.random() < 0.06:
@@ -699,16 +709,20 @@ class _Planner:
             sessions = rng.choice((0, 1))
         for j in range(sessions):
             steps.append((t + (out - t) * (j + 1) / (sessions + 1), "session", {"unit": lead}))
-        result = m.result or ("agreed" if m.fate in ("confirm_soon", "reopen") else
-                              _pick(rng, _RESULTS[kind.type]))
+        result = m.result or _pick(rng, _RESULTS[kind.type])
+        if m.fate in ("confirm_soon", "confirm_pending", "reopen"):
+            result = "agreed"
         if m.fate in ("followup_today",) and kind.type == "dispute":
             result = "agreed"
         steps.append((out, "outcome", {"unit": lead, "result": result}))
         if m.fate == "followup_today":
             return
-        if m.fate == "confirm_soon":  # followed up, not yet sent to the court
-            steps.append((out + timedelta(days=7, hours=2), "followup",
+        if m.fate in ("confirm_soon", "confirm_pending"):  # followed up; the court: not yet,
+            steps.append((out + timedelta(days=7, hours=2), "followup",  # or still deciding
                           {"satisfaction": "satisfied", "performed": True}))
+            if m.fate == "confirm_pending":
+                steps.append((self.now - timedelta(days=4, hours=5), "confirm",
+                              {"state": "requested"}))
             return
         if result == "agreed" and (rng.random() < 0.3 or m.fate == "reopen"):
             asked = out + timedelta(days=rng.uniform(2, 12))
@@ -1003,6 +1017,35 @@ class _Runner:
 
 # --- the entry point ----------------------------------------------------------------------------
 
+def _watch_moments(plan: list[_Matter], rules, now: datetime) -> list[datetime]:
+    """When the legal clock's watch has something to raise in these stories before `now`: a
+    clock reaching its warning share or its limit before the matter concludes (its 督办 is
+    raised then and resolved by the outcome). At most one a day (the day's last: a watch a
+    little late, never early); the watch at `now` raises what is open then, the reminders of
+    judicial confirmation's 30-day window included (past ones would have expired by now)."""
+    found: dict[date, datetime] = {}
+    warn = 1 - rules.warn_share
+    for m in plan:
+        k = m.kind
+        points: list[tuple[datetime, float, datetime | None]] = []
+        ends = next((at for at, name, _a in m.steps if name == "outcome"), None)
+        signed = next((at for at, name, _a in m.steps if name == "ack"), None)
+        if k.type == "petition":
+            points.append((m.at, rules.notify_days, signed or ends))
+            if signed is not None:
+                extra = 30 if any(name == "extend" for _t, name, _a in m.steps) else 0
+                points.append((signed, rules.limit_days(k.type, k.category) + extra, ends))
+        elif m.fate not in ("spot", "refused"):
+            points.append((m.at, rules.limit_days(k.type, k.category), ends))
+        for start, days, stop in points:
+            for share in (warn, 1.0):
+                at = start + timedelta(days=days * share, minutes=5)
+                if at < now and (stop is None or at < stop):
+                    day = at.astimezone(CHINA).date()
+                    found[day] = max(found.get(day, at), at)
+    return sorted(found.values())
+
+
 def stored_keys(session: Session) -> set[str]:
     """The keys of the demo's matters stored already (the window's and the phones'/feeds')."""
     like = KEY_PREFIX + "%"
@@ -1062,14 +1105,13 @@ def seed_matters(core, *, now: datetime | None = None, seed: int = 0,
     steps = sorted(((at, j, m, name, args) for m in todo for j, (at, name, args)
                     in enumerate(m.steps) if at <= now),
                    key=lambda s: (s[0], s[2].key, s[1]))
-    # the legal clock's watch once a morning (09:00 China time) over the period, and at now
-    first_day = (now - timedelta(days=DAYS)).astimezone(CHINA).date()
-    mornings = [datetime(d.year, d.month, d.day, 9, tzinfo=CHINA)
-                for d in (first_day + timedelta(days=i) for i in range(DAYS + 1))]
-    mornings = [t for t in mornings if t < now] + [now]
+    # the legal clock's watch runs when a clock of these matters reaches its warning share or
+    # its limit, or an agreement's window for judicial confirmation does (the scheduler would
+    # notice within its period), and at now; one transaction per watch
+    moments = _watch_moments(todo, core.matter_rules, now) + [now]
     broken: set[str] = set()
     i = 0
-    for morning in mornings:
+    for morning in moments:
         with core.write() as session, session.begin():
             while i < len(steps) and steps[i][0] <= morning:
                 at, _j, m, name, args = steps[i]
