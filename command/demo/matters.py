@@ -56,9 +56,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from command.demo.simulate import GIVEN, MOBILE_PREFIXES, SURNAMES
-from command.errors import DomainError
 from command.incidents.models import incidents
-from command.matters.identity import (credit_check_character, fictitious_id_number)
+from command.matters.identity import credit_check_character, fictitious_id_number
 from command.matters.models import matters
 from command.orders.models import order_nodes
 from command.users.principal import Principal
@@ -68,7 +67,7 @@ log = logging.getLogger(__name__)
 REGION = "999999"  # province 99 is not assigned in GB/T 2260: a fictitious region (see above)
 KEY_PREFIX = "demo-matter-"
 DAYS = 90  # how far back the window's matters go
-RANDOM_MATTERS = 40  # drawn matters, besides the scripted ones that keep the queues alive
+RANDOM_MATTERS = 30  # drawn matters, besides the scripted ones that keep the queues alive
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 CLERKS = ("窗口·陈静", "窗口·刘晓燕", "窗口·王海涛")  # the window's clerks (desk)
 
@@ -288,8 +287,9 @@ class _Matter:
     at: datetime
     words: dict
     parties: list[dict]
-    fate: str = "done"  # done | queue | returned | running | near | overdue | notify_overdue |
-    #  followup_today | confirm_soon | confirm_pending | reopen | difficult | spot | refused | extend
+    # done | late | queue | returned | running | near | overdue | notify_overdue | followup_today
+    # | confirm_soon | confirm_pending | reopen | difficult | spot | refused | extend
+    fate: str = "done"
     result: str | None = None
     case_no: str | None = None
     steps: list = field(default_factory=list)  # (at, name, kwargs)
@@ -507,7 +507,17 @@ class _Planner:
         return self.matters
 
     def _ago(self, days: float, hours: float = 0.0) -> datetime:
-        return self.now - timedelta(days=days, hours=hours)
+        """A moment this long before now, a few minutes either way; a day or more back, in the
+        office hours of that day (or the evening before: at most 16 hours earlier)."""
+        if not days:
+            return self.now - timedelta(hours=hours)
+        at = self.now - timedelta(days=days, hours=hours, minutes=self.rng.uniform(-20, 20))
+        local = at.astimezone(CHINA)
+        if 8 <= local.hour < 17:
+            return at
+        day = local.date() if local.hour >= 17 else local.date() - timedelta(days=1)
+        return datetime(day.year, day.month, day.day, 16, tzinfo=CHINA) + \
+            timedelta(minutes=self.rng.uniform(0, 55))
 
     def _scripted(self) -> None:
         """The matters that keep the queues, clocks and related matters alive."""
@@ -567,13 +577,14 @@ class _Planner:
         self.draw(k["petition", "other"], self._ago(17), rng, channel="letter",
                   fate="notify_overdue")
         self.draw(k["petition", "labour"], self._ago(58), rng, channel="visit", fate="extend")
-        self.draw(k["dispute", "property_mgmt"], self._ago(7, 2), rng, channel="online",
+        self.draw(k["dispute", "property_mgmt"], self._ago(9, 2), rng, channel="online",
                   fate="followup_today")
-        self.draw(k["dispute", "medical"], self._ago(7, 3), rng, channel="visit",
+        self.draw(k["dispute", "medical"], self._ago(10, 3), rng, channel="visit",
                   fate="followup_today")
         self.draw(k["dispute", "traffic"], self._ago(34), rng, channel="referral",
                   fate="confirm_soon")
-        self.draw(k["dispute", "contract"], self._ago(60), rng, channel="visit", fate="reopen")
+        self.draw(k["dispute", "contract"], self._ago(75), rng, channel="visit", fate="reopen")
+        self.draw(k["dispute", "neighbour"], self._ago(55), rng, channel="phone", fate="late")
         self.draw(k["dispute", "labour"], self._ago(24), rng, channel="visit",
                   fate="confirm_pending")
         self.draw(k["dispute", "land_acquisition"], _office(self._ago(40), rng), rng,
@@ -633,128 +644,131 @@ class _Planner:
     def _assists(steps: list, assists: list[str], start: datetime, end: datetime,
                  rng: random.Random) -> None:
         """Each assisting unit signs off and reports its part before the lead concludes."""
+        def within(at: datetime, latest: datetime) -> datetime:
+            moved = _office(at, rng)
+            return moved if moved <= latest else at
+
         for a in assists:
-            ack = start + (end - start) * rng.uniform(0.05, 0.3)
+            ack = within(start + (end - start) * rng.uniform(0.05, 0.3), end - (end - start) / 2)
             steps.append((ack, "ack", {"unit": a}))
-            steps.append((ack + (end - ack) * rng.uniform(0.2, 0.6), "progress",
+            steps.append((within(ack + (end - ack) * rng.uniform(0.2, 0.6),
+                                 end - (end - ack) / 10), "progress",
                           {"unit": a, "note": "协办单位已派员参与调查核实，提出处理意见"}))
 
     def _story(self, m: _Matter, rng: random.Random) -> None:
-        steps = m.steps
-        t = m.at
-        kind = m.kind
+        """Plan the matter's steps from its intake to where its fate leaves it."""
+        kind, steps = m.kind, m.steps
+        # stories told in full keep office hours; those that must stand just so at `now` (a
+        # limit nearly reached, a follow-up due today) keep their exact offsets
+        office = m.fate in ("done", "late", "reopen", "difficult", "extend", "spot", "refused")
+        last = [m.at]
+
+        def step(at: datetime, name: str, args: dict | None = None, *,
+                 exact: bool = False) -> datetime:
+            if not exact:
+                moved = _office(at, rng)
+                at = moved if office or moved < self.now - timedelta(hours=1) else at
+            at = max(at, last[0] + timedelta(minutes=rng.uniform(3, 15))) if steps else at
+            last[0] = at
+            steps.append((at, name, args or {}))
+            return at
+
         intake = {"grid": "field", "feed": "feed"}.get(m.channel, "register")
-        if m.fate == "spot":
-            steps.append((t, intake, {"closure": "on_the_spot"}))
+        if m.fate in ("spot", "refused"):
+            closure = "on_the_spot" if m.fate == "spot" else "not_accepted"
+            step(m.at, "register" if m.fate == "refused" else intake, {"closure": closure},
+                 exact=True)
             return
-        if m.fate == "refused":
-            steps.append((t, "register", {"closure": "not_accepted"}))
-            return
-        steps.append((t, intake, {}))
+        t = step(m.at, intake, exact=True)
         if m.fate == "queue":
             return
         first = self._route_plan(m, rng)
-        t += _hours(rng, 1.5 if intake == "register" else 4)
-        steps.append((t, "route", first))
+        t = step(t + _hours(rng, 1.5 if intake == "register" else 4), "route", first)
         lead = first["lead"]
         if m.fate == "returned" or (m.fate == "done" and rng.random() < 0.06):
-            t += _hours(rng, 6)
-            steps.append((t, "return", {"unit": lead, "reason": rng.choice(_RETURNS)}))
+            t = step(t + _hours(rng, 6), "return", {"unit": lead, "reason": rng.choice(_RETURNS)})
             if m.fate == "returned":
                 return
-            again = self._route_plan(m, rng, avoid=lead)
-            t += _hours(rng, 2)
-            steps.append((t, "route", again))
-            lead, first = again["lead"], again
+            first = self._route_plan(m, rng, avoid=lead)
+            t = step(t + _hours(rng, 2), "route", first)
+            lead = first["lead"]
         if m.fate == "notify_overdue":
             return  # the lead has not signed off: the petition's 受理告知 runs out
-        t += _hours(rng, 5)
-        steps.append((t, "ack", {"unit": lead}))
-        signed = t
-        assists = first["assist"]
+        t = signed = step(t + _hours(rng, 5), "ack", {"unit": lead})
         limit = self.rules.limit_days(kind.type, kind.category)
         clock_start = signed if kind.type == "petition" else m.at
-        if m.fate in ("near", "overdue", "running", "extend"):
-            self._assists(steps, assists, t, self.now - timedelta(hours=3), rng)
-        if m.fate in ("near", "overdue", "running"):
-            n = 1 if m.fate == "running" else 2
-            for j in range(n):
-                steps.append((min(t + _hours(rng, 30 * (j + 1)), self.now - timedelta(hours=2)),
-                              "session", {"unit": lead}))
+        if m.fate in ("near", "overdue", "running", "extend"):  # still being handled at now
+            self._assists(steps, first["assist"], t, self.now - timedelta(hours=3), rng)
+            if m.fate == "extend":
+                step(clock_start + timedelta(days=limit * 0.5), "session", {"unit": lead})
+                step(clock_start + timedelta(days=limit * 0.8), "extend",
+                     {"days": 30, "reason": "涉及多年欠薪核算，需调取企业账册，申请延期办理"})
+                return
+            for j in range(1 if m.fate == "running" else 2):
+                step(min(t + _hours(rng, 30 * (j + 1)), self.now - timedelta(hours=2)),
+                     "session", {"unit": lead})
             return
-        if m.fate == "extend":
-            steps.append((clock_start + timedelta(days=limit * 0.8), "extend",
-                          {"days": 30, "reason": "涉及多年欠薪核算，需调取企业账册，申请延期办理"}))
-            steps.append((clock_start + timedelta(days=limit * 0.5), "session", {"unit": lead}))
-            return
-        if m.fate == "followup_today":
+        if m.fate == "followup_today":  # its follow-up falls due today
             out = self.now - timedelta(days=7, hours=rng.uniform(0.5, 3))
-        elif m.fate == "confirm_soon":
-            out = self.now - timedelta(days=26, hours=2)
+        elif m.fate == "confirm_soon":  # its 30 days for judicial confirmation nearly over
+            out = self.now - timedelta(days=26, hours=rng.uniform(1, 3))
         elif m.fate == "confirm_pending":
-            out = self.now - timedelta(days=14, hours=3)
+            out = self._ago(14, 3)
         else:
             share = rng.betavariate(2.2, 3.0)
-            if rng.random() < 0.06:
-                share = rng.uniform(1.03, 1.25)  # concluded late: 督办 first
+            if rng.random() < 0.06 or m.fate == "late":
+                share = rng.uniform(1.05, 1.25)  # concluded late: 督办 first
             if kind.type in ("legal", "psych"):
                 share *= 0.3
-            out = clock_start + timedelta(days=max(limit * share, 0.2))
-        out = max(out, t + timedelta(hours=1))
-        self._assists(steps, assists, t, out, rng)
+            out = _office(clock_start + timedelta(days=max(limit * share, 0.2)), rng)
+        out = max(out, t + timedelta(hours=2))
+        self._assists(steps, first["assist"], t, out, rng)
         sessions = 0
-        if kind.type in ("dispute", "other") or kind.type == "psych":
+        if kind.type in ("dispute", "other", "psych"):
             sessions = rng.choice((1, 1, 2, 2, 3))
         elif kind.type == "petition":
             sessions = rng.choice((0, 1))
         for j in range(sessions):
-            steps.append((t + (out - t) * (j + 1) / (sessions + 1), "session", {"unit": lead}))
+            step(min(t + (out - t) * (j + 1) / (sessions + 1), out - timedelta(hours=1)),
+                 "session", {"unit": lead})
         result = m.result or _pick(rng, _RESULTS[kind.type])
-        if m.fate in ("confirm_soon", "confirm_pending", "reopen"):
+        if m.fate in ("confirm_soon", "confirm_pending", "reopen") or (
+                m.fate == "followup_today" and kind.type == "dispute"):
             result = "agreed"
-        if m.fate in ("followup_today",) and kind.type == "dispute":
-            result = "agreed"
-        steps.append((out, "outcome", {"unit": lead, "result": result}))
+        out = step(out, "outcome", {"unit": lead, "result": result}, exact=not office)
         if m.fate == "followup_today":
             return
-        if m.fate in ("confirm_soon", "confirm_pending"):  # followed up; the court: not yet,
-            steps.append((out + timedelta(days=7, hours=2), "followup",  # or still deciding
-                          {"satisfaction": "satisfied", "performed": True}))
+        if m.fate in ("confirm_soon", "confirm_pending"):  # followed up; not yet sent to the
+            step(out + timedelta(days=7, hours=2), "followup",  # court, or the court deciding
+                 {"satisfaction": "satisfied", "performed": True})
             if m.fate == "confirm_pending":
-                steps.append((self.now - timedelta(days=4, hours=5), "confirm",
-                              {"state": "requested"}))
+                step(self.now - timedelta(days=4, hours=5), "confirm", {"state": "requested"})
             return
-        if result == "agreed" and (rng.random() < 0.3 or m.fate == "reopen"):
-            asked = out + timedelta(days=rng.uniform(2, 12))
-            steps.append((asked, "confirm", {"state": "requested"}))
-            steps.append((asked + timedelta(days=rng.uniform(3, 15)), "confirm",
-                          {"state": "refused" if rng.random() < 0.1 else "granted"}))
-        follow = out + timedelta(days=rng.uniform(5, 11))
-        if rng.random() < 0.08 and m.fate == "done":
-            follow = None  # never reached: the matter stays responded
-        if follow is None:
-            return
+        if result == "agreed" and m.fate != "reopen" and rng.random() < 0.3:
+            asked = step(out + timedelta(days=rng.uniform(2, 12)), "confirm",
+                         {"state": "requested"})
+            step(asked + timedelta(days=rng.uniform(3, 15)), "confirm",
+                 {"state": "refused" if rng.random() < 0.1 else "granted"})
+        if m.fate == "done" and rng.random() < 0.08:
+            return  # never followed up: the matter stays responded
+        follow_at = out + timedelta(days=rng.uniform(5, 11))
         if m.fate == "reopen":
-            steps.append((follow, "followup", {"satisfaction": "unsatisfied",
-                                               "performed": False}))
-            t = follow + _hours(rng, 20)
+            t = step(follow_at, "followup", {"satisfaction": "unsatisfied", "performed": False})
             again = self._route_plan(m, rng)
-            steps.append((t, "route", {**again, "note": "回访不满意，重新交办，督促履行调解协议"}))
-            t += _hours(rng, 4)
-            steps.append((t, "ack", {"unit": again["lead"]}))
-            t += timedelta(days=rng.uniform(2, 5))
-            steps.append((t, "session", {"unit": again["lead"]}))
-            t += timedelta(days=1)
-            steps.append((t, "outcome", {"unit": again["lead"], "result": "agreed"}))
-            follow = t + timedelta(days=rng.uniform(5, 8))
-            steps.append((follow, "followup", {"satisfaction": "satisfied", "performed": True}))
+            t = step(t + _hours(rng, 20), "route",
+                     {**again, "note": "回访不满意，重新交办，督促履行调解协议"})
+            t = step(t + _hours(rng, 4), "ack", {"unit": again["lead"]})
+            t = step(t + timedelta(days=rng.uniform(2, 5)), "session", {"unit": again["lead"]})
+            t = step(t + timedelta(days=1), "outcome", {"unit": again["lead"], "result": "agreed"})
+            t = step(t + timedelta(days=rng.uniform(5, 8)), "followup",
+                     {"satisfaction": "satisfied", "performed": True})
         else:
-            satisfaction = _pick(rng, (("satisfied", 80), ("basic", 17), ("unsatisfied", 0)))
+            satisfaction = _pick(rng, (("satisfied", 80), ("basic", 17)))
             if result in ("not_supported", "not_agreed", "unsubstantiated"):
                 satisfaction = _pick(rng, (("satisfied", 45), ("basic", 55)))
-            steps.append((follow, "followup", {"satisfaction": satisfaction,
-                                               "performed": result not in ("not_agreed",)}))
-        steps.append((follow + _hours(rng, 24), "close", {}))
+            t = step(follow_at, "followup", {"satisfaction": satisfaction,
+                                             "performed": result != "not_agreed"})
+        step(t + _hours(rng, 24), "close")
 
 
 # --- running the steps --------------------------------------------------------------------------
@@ -812,7 +826,6 @@ class _Runner:
 
     def _field(self, session: Session, m: _Matter, at: datetime,
                closure: str | None = None) -> None:
-        from command.incidents import service as incidents_service
         from command.incidents.service import Source
 
         rng = random.Random(m.key)
