@@ -132,7 +132,7 @@ def test_sessions_outcomes_agreements_confirmations_followups(seeded):
     assert all(r["terms"] and r["perform_by"] for r in agreed)
     assert any(r["agreed_amount"] for r in agreed)
     assert all(r["guided_to"] for r in rows if r["result"] == "not_agreed")
-    assert {"requested", "granted"} <= {r["confirmation"] for r in rows}
+    assert {"requested", "granted", "refused"} <= {r["confirmation"] for r in rows}
     satisfaction = Counter(r["satisfaction"] for r in rows if r["satisfaction"])
     assert satisfaction["satisfied"] > satisfaction["basic"] > 0
     reopened = [r for r in rows if r["reopened"]]

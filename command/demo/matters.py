@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 REGION = "999999"  # province 99 is not assigned in GB/T 2260: a fictitious region (see above)
 KEY_PREFIX = "demo-matter-"
 DAYS = 90  # how far back the window's matters go
-RANDOM_MATTERS = 30  # drawn matters, besides the scripted ones that keep the queues alive
+RANDOM_MATTERS = 26  # drawn matters, besides the scripted ones that keep the queues alive
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 CLERKS = ("窗口·陈静", "窗口·刘晓燕", "窗口·王海涛")  # the window's clerks (desk)
 
@@ -288,7 +288,8 @@ class _Matter:
     words: dict
     parties: list[dict]
     # done | late | queue | returned | running | near | overdue | notify_overdue | followup_today
-    # | confirm_soon | confirm_pending | reopen | difficult | spot | refused | extend
+    # | confirm_soon | confirm_pending | court_refused | reopen | difficult | spot | refused
+    # | extend
     fate: str = "done"
     result: str | None = None
     case_no: str | None = None
@@ -585,6 +586,8 @@ class _Planner:
                   fate="confirm_soon")
         self.draw(k["dispute", "contract"], self._ago(75), rng, channel="visit", fate="reopen")
         self.draw(k["dispute", "neighbour"], self._ago(55), rng, channel="phone", fate="late")
+        self.draw(k["dispute", "housing"], self._ago(78), rng, channel="visit",
+                  fate="court_refused")
         self.draw(k["dispute", "labour"], self._ago(24), rng, channel="visit",
                   fate="confirm_pending")
         self.draw(k["dispute", "land_acquisition"], _office(self._ago(40), rng), rng,
@@ -660,7 +663,8 @@ class _Planner:
         kind, steps = m.kind, m.steps
         # stories told in full keep office hours; those that must stand just so at `now` (a
         # limit nearly reached, a follow-up due today) keep their exact offsets
-        office = m.fate in ("done", "late", "reopen", "difficult", "extend", "spot", "refused")
+        office = m.fate in ("done", "late", "reopen", "difficult", "extend", "spot", "refused",
+                            "court_refused")
         last = [m.at]
 
         def step(at: datetime, name: str, args: dict | None = None, *,
@@ -725,14 +729,14 @@ class _Planner:
         self._assists(steps, first["assist"], t, out, rng)
         sessions = 0
         if kind.type in ("dispute", "other", "psych"):
-            sessions = rng.choice((1, 1, 2, 2, 3))
+            sessions = rng.choice((1, 1, 1, 2, 2, 3))
         elif kind.type == "petition":
-            sessions = rng.choice((0, 1))
+            sessions = rng.choice((0, 0, 1))
         for j in range(sessions):
             step(min(t + (out - t) * (j + 1) / (sessions + 1), out - timedelta(hours=1)),
                  "session", {"unit": lead})
         result = m.result or _pick(rng, _RESULTS[kind.type])
-        if m.fate in ("confirm_soon", "confirm_pending", "reopen") or (
+        if m.fate in ("confirm_soon", "confirm_pending", "reopen", "court_refused") or (
                 m.fate == "followup_today" and kind.type == "dispute"):
             result = "agreed"
         out = step(out, "outcome", {"unit": lead, "result": result}, exact=not office)
@@ -744,11 +748,13 @@ class _Planner:
             if m.fate == "confirm_pending":
                 step(self.now - timedelta(days=4, hours=5), "confirm", {"state": "requested"})
             return
-        if result == "agreed" and m.fate != "reopen" and rng.random() < 0.3:
+        if result == "agreed" and m.fate != "reopen" and (
+                rng.random() < 0.3 or m.fate == "court_refused"):
             asked = step(out + timedelta(days=rng.uniform(2, 12)), "confirm",
                          {"state": "requested"})
+            refused = m.fate == "court_refused" or rng.random() < 0.05
             step(asked + timedelta(days=rng.uniform(3, 15)), "confirm",
-                 {"state": "refused" if rng.random() < 0.1 else "granted"})
+                 {"state": "refused" if refused else "granted"})
         if m.fate == "done" and rng.random() < 0.08:
             return  # never followed up: the matter stays responded
         follow_at = out + timedelta(days=rng.uniform(5, 11))
