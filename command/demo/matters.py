@@ -192,7 +192,8 @@ _COMPANIES = {  # by category: who is on the other side
     "property_mgmt": ("安居物业服务有限公司", "宜家物业管理有限公司", "明珠物业服务有限公司"),
     "other": ("宏盛建筑工程有限公司", "城建市政工程有限公司", "华达建设集团有限公司"),
 }
-_SHOPS = ("惠民超市", "好又多便利店", "美佳健身会所", "优学教育培训中心", "丽人美容店")
+_SHOPS = {"complaint": ("惠民超市", "好又多便利店", "鲜多多生鲜店", "老街食品商行"),  # food sold
+          "dispute": ("美佳健身会所", "优学教育培训中心", "丽人美容店", "飞扬游泳馆")}  # prepaid cards
 _HOSPITALS = ("县人民医院", "县中医院", "县妇幼保健院")
 _COURT = "县人民法院"
 
@@ -417,10 +418,11 @@ class _Planner:
             f"{rng.randint(1, 30)}幢{rng.randint(101, 1802)}室"
         return _Person(_name(rng), number, _phone(rng), address)
 
-    def org(self, kind: str, rng: random.Random, town: str, category: str = "labour") -> dict:
+    def org(self, kind: str, rng: random.Random, town: str, category: str = "labour",
+            type_code: str = "dispute") -> dict:
         self._orgs += 1
-        names = {"company": _COMPANIES.get(category, _COMPANIES["labour"]), "shop": _SHOPS,
-                 "hospital": _HOSPITALS}.get(kind)
+        names = {"company": _COMPANIES.get(category, _COMPANIES["labour"]),
+                 "shop": _SHOPS.get(type_code, _SHOPS["dispute"]), "hospital": _HOSPITALS}.get(kind)
         if kind == "government":
             name = f"{self.w.town_name[town]}人民政府"
         else:
@@ -478,7 +480,7 @@ class _Planner:
             parties.append(p.party("respondent", with_id=rng.random() < 0.7))
             other = p.name
         elif kind.respondent != "none":
-            org = self.org(kind.respondent, rng, town, kind.category)
+            org = self.org(kind.respondent, rng, town, kind.category, kind.type)
             parties.append(org)
             other = org["name"]
         words = self._words(kind, rng, town, grid, applicant.name, other)
@@ -577,7 +579,7 @@ class _Planner:
         self.draw(k["complaint", "other"], self._ago(33), rng, channel="phone", fate="overdue")
         self.draw(k["petition", "other"], self._ago(17), rng, channel="letter",
                   fate="notify_overdue")
-        self.draw(k["petition", "labour"], self._ago(58), rng, channel="visit", fate="extend")
+        self.draw(k["petition", "other"], self._ago(58), rng, channel="visit", fate="extend")
         self.draw(k["dispute", "property_mgmt"], self._ago(9, 2), rng, channel="online",
                   fate="followup_today")
         self.draw(k["dispute", "medical"], self._ago(10, 3), rng, channel="visit",
@@ -706,7 +708,7 @@ class _Planner:
             if m.fate == "extend":
                 step(clock_start + timedelta(days=limit * 0.5), "session", {"unit": lead})
                 step(clock_start + timedelta(days=limit * 0.8), "extend",
-                     {"days": 30, "reason": "涉及多年欠薪核算，需调取企业账册，申请延期办理"})
+                     {"days": 30, "reason": "需会同民政部门入户核查家庭收入和财产状况，申请延期办理"})
                 return
             for j in range(1 if m.fate == "running" else 2):
                 step(min(t + _hours(rng, 30 * (j + 1)), self.now - timedelta(hours=2)),
