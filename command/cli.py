@@ -93,11 +93,12 @@ def _positive(value: str) -> float:
 
 
 def cmd_serve(args, *, demo: bool = False) -> int:
-    from command.web.app import create_app, serve
+    from command.web.app import create_app, run_background, serve
 
     settings = _settings(args, host=args.host, port=args.port)
     _check_port(settings.host, settings.port)
-    app, core = create_app(settings)
+    # the demo writes its past first: the background jobs would see matters half way through
+    app, core = create_app(settings, start_background=not demo)
     url = f"http://{settings.host}:{settings.port}"
     print(f"cmdcenter: data in {config_mod.mask_url(settings.db_url)}", flush=True)
     if demo:
@@ -110,6 +111,7 @@ def cmd_serve(args, *, demo: bool = False) -> int:
         print("cmdcenter: demo users (passwords are new at every start):", flush=True)
         for name, role, unit, password in ensure_demo_users(core):
             print(f"  {name:<10} {password}   {role}{' · ' + unit if unit else ''}", flush=True)
+        run_background(core, settings)
     print(f"cmdcenter: wall screen at {url}/  (Ctrl+C to stop)", flush=True)
     try:
         serve(app, settings)
@@ -611,7 +613,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="reports a day in the whole county, on average (default 90)")
     p.add_argument("--matters", action="store_true",
                    help="also the window's matters of the last 90 days, as the demo seeds them "
-                        "(routes, mediation, outcomes, follow-ups, repeat parties)")
+                        "(routes, mediation, outcomes, follow-ups, repeat parties; run it with "
+                        "the server stopped)")
 
     p = add("backup", cmd_backup,
             "write one archive of the database (consistent, while the server runs), the data "

@@ -286,3 +286,30 @@ def test_the_demo_seeds_matters_after_its_history_once(tmp_path):
         assert feed_rows == 0  # the history's matters carry their legal clocks
     finally:
         core.close()
+
+
+@pytest.mark.postgres
+def test_the_same_story_on_postgresql(tmp_path, postgres_server_url):
+    import uuid
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    engine = sa.create_engine(postgres_server_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in postgres_server_url else "?"
+    url = f"{postgres_server_url}{sep}options=-csearch_path%3D{schema}"
+    core = Core(config.load(data_dir=tmp_path / "data", database_url=url),
+                clock=FixedClock(NOW), bus=InProcessBus())
+    try:
+        summary = demo.seed_matters(core, now=NOW, strict=True)
+        assert summary.failed == [] and summary.added == summary.planned
+        with core.read() as s:
+            rows = _demo_rows(s)
+        assert set(r["channel"] for r in rows) == set(CHANNEL_LABELS)
+        assert set(r["result"] for r in rows if r["result"]) == set(RESULT_LABELS)
+        assert demo.seed_matters(core, now=NOW).added == 0
+    finally:
+        core.close()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        engine.dispose()

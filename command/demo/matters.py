@@ -13,22 +13,29 @@ queues, clocks, 督办, figures and related matters are alive at once:
   mediation sessions, every kind of outcome (agreed with terms, amount and a date to perform
   by; not agreed with where the parties were guided; withdrawn; petitions supported, partly
   supported, not supported; services; complaints substantiated or not), judicial
-  confirmations, follow-ups and one unsatisfied follow-up that reopens its matter, grid
-  workers' closures on the spot, a few refusals (不予受理), closing;
+  confirmations (granted, refused, one pending), follow-ups and one unsatisfied follow-up that
+  reopens its matter, grid workers' closures on the spot, a refusal (不予受理), a petition
+  extended by 30 days, closing;
 - still open at `now`: matters waiting in the window's queue (new, and one returned), matters
   near and past their legal limit, a petition past its 受理告知 limit, follow-ups due today, an
   agreement whose 30-day window for 司法确认 is nearly over;
-- repeat parties: one person with six matters, two with three, a company with three, one
-  person also known by phone only ("possibly the same party").
+- repeat parties: one person with six matters (and the neighbour in four of them), two with
+  three, a company with three (by its credit code), one person also known by phone only
+  ("possibly the same party").
 
 Every step is the call the REST route makes (`matters.service.register` / `close`,
 `incidents.service.ingest` for phones and feeds, `matters.handling.route` / `add_session` /
 `outcome` / `confirm` / `followup` / `extend`, `orders.service.act` for sign-off, return and an
 assist's progress, `incidents.loop.transition` to close), with `now` set to the step's moment,
 so timelines, seqs, orders and nodes, audit and 督办 are what the product would have written.
-All steps of all matters run in time order (seqs follow time); the legal clock's watch
-(`matters.clock.check`) runs once a morning and at `now`; the risk watch's `repeat_party` rule
-is applied as each matter arrives (the live watch skips rows received long ago).
+All steps of all matters run in time order (seqs follow time), a transaction per stretch
+between two runs of the legal clock's watch (`matters.clock.check`), which runs when a clock of
+these matters reaches its warning share or its limit, and at `now`; the risk watch's
+`repeat_party` rule is applied as each matter arrives (the live watch skips rows received long
+ago). Other processes could see a story half told between two transactions, so the demo starts
+its background jobs only after this (`cmdcenter seed-history --matters` is for a stopped
+server). Difficult matters are owned by a stored county leader (the demo's `leader`, created
+when there is none).
 
 Identity numbers are fictitious: region code 999999 (`REGION`) — province code 99 is not
 assigned in GB/T 2260 (province-level codes run 11–82), so no real person can carry one — with
@@ -67,7 +74,7 @@ log = logging.getLogger(__name__)
 REGION = "999999"  # province 99 is not assigned in GB/T 2260: a fictitious region (see above)
 KEY_PREFIX = "demo-matter-"
 DAYS = 90  # how far back the window's matters go
-RANDOM_MATTERS = 26  # drawn matters, besides the scripted ones that keep the queues alive
+RANDOM_MATTERS = 20  # drawn matters, besides the scripted ones that keep the queues alive
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 CLERKS = ("窗口·陈静", "窗口·刘晓燕", "窗口·王海涛")  # the window's clerks (desk)
 
