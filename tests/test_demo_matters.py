@@ -313,3 +313,14 @@ def test_the_same_story_on_postgresql(tmp_path, postgres_server_url):
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         engine.dispose()
+
+
+def test_the_command_line_seeds_them_once(tmp_path):
+    from tests import servers
+
+    out = servers.cli("seed-history", "--weeks", "1", "--matters", data_dir=tmp_path)
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("demo matters at the window:"), out.stdout
+    assert int(line.split(": ")[1].split()[0]) >= 60
+    again = servers.cli("seed-history", "--weeks", "1", "--matters", data_dir=tmp_path)
+    assert "demo matters at the window: 0 added" in again.stdout

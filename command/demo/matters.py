@@ -316,6 +316,7 @@ class Summary:
     seconds: float = 0.0
 
     def line(self) -> str:
+        """One line for the console."""
         return (f"cmdcenter: demo matters at the window: {self.added} added ({self.steps} steps), "
                 f"{self.skipped} stored already ({self.seconds:.1f} s)")
 
