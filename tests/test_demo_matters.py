@@ -324,3 +324,23 @@ def test_the_command_line_seeds_them_once(tmp_path):
     assert int(line.split(": ")[1].split()[0]) >= 60
     again = servers.cli("seed-history", "--weeks", "1", "--matters", data_dir=tmp_path)
     assert "demo matters at the window: 0 added" in again.stdout
+
+
+def test_a_start_at_night_keeps_every_channel_and_what_is_due(seeded):
+    core, _summary = seeded
+    night = datetime(2026, 11, 28, 17, 30, tzinfo=UTC)  # Sunday 01:30 in Shanghai
+    with core.read() as s:
+        world = demo._World(s, core.units.current(s), seed=0)
+    plan = demo._Planner(world, seed=0, now=night, rules=core.matter_rules)
+    plan.leaders = ("leader",)
+    matters_ = plan.plan()
+    assert {m.channel for m in matters_} == set(CHANNEL_LABELS)
+    queue = [m for m in matters_ if m.fate == "queue"]
+    assert {m.channel for m in queue} <= {"phone", "online"}
+    for m in matters_:
+        lead, chain = None, []
+        for t, name, args in m.steps:  # the lead's story in order (assists work beside it)
+            lead = args["lead"] if name == "route" else lead
+            if name not in ("ack", "progress") or args.get("unit") == lead:
+                chain.append(t)
+        assert chain == sorted(chain) and chain[0] <= night, m.key

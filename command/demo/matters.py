@@ -573,12 +573,14 @@ class _Planner:
                                     (15, k["complaint", "other"], "online")):
             self.draw(kind, self._ago(days, rng.uniform(0, 8)), rng, channel=channel,
                       applicant=zhao, town=urban, grid=ugrid, with_id=True)
-        # still open at now
-        self.draw(k["dispute", "neighbour"], self._ago(0, 0.6), rng, channel="visit",
-                  fate="queue")
+        # still open at now; what came in the last hours came by phone or online at night
+        local = self.now.astimezone(CHINA)
+        night = not (local.weekday() < 5 and 8 <= local.hour < 19)
+        self.draw(k["dispute", "neighbour"], self._ago(0, 0.6), rng,
+                  channel="online" if night else "visit", fate="queue")
         self.draw(k["legal", "contract"], self._ago(0, 1.5), rng, channel="phone", fate="queue")
-        self.draw(k["dispute", "traffic"], self._ago(0, 2.5), rng, channel="referral",
-                  fate="queue")
+        self.draw(k["dispute", "traffic"], self._ago(0, 2.5), rng,
+                  channel="online" if night else "referral", fate="queue")
         self.draw(k["dispute", "contract"], self._ago(2), rng, channel="online", fate="returned")
         self.draw(k["dispute", "neighbour"], self._ago(26, 2), rng, channel="visit", fate="near")
         self.draw(k["dispute", "labour"], self._ago(13, 1), rng, channel="visit", fate="near")
