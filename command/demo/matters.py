@@ -295,9 +295,9 @@ class _Matter:
     at: datetime
     words: dict
     parties: list[dict]
-    # done | late | queue | returned | running | near | overdue | notify_overdue | followup_today
-    # | confirm_soon | confirm_pending | court_refused | reopen | difficult | spot | refused
-    # | extend
+    # done | late | rerouted | queue | returned | running | near | overdue | notify_overdue
+    # | followup_today | confirm_soon | confirm_pending | court_refused | reopen | difficult
+    # | spot | refused | extend
     fate: str = "done"
     result: str | None = None
     case_no: str | None = None
@@ -598,6 +598,8 @@ class _Planner:
                   fate="confirm_soon")
         self.draw(k["dispute", "contract"], self._ago(75), rng, channel="visit", fate="reopen")
         self.draw(k["dispute", "neighbour"], self._ago(55), rng, channel="phone", fate="late")
+        self.draw(k["dispute", "property_mgmt"], self._ago(46), rng, channel="online",
+                  fate="rerouted")
         self.draw(k["dispute", "housing"], self._ago(78), rng, channel="visit",
                   fate="court_refused")
         self.draw(k["dispute", "labour"], self._ago(24), rng, channel="visit",
@@ -675,8 +677,8 @@ class _Planner:
         kind, steps = m.kind, m.steps
         # stories told in full keep office hours; those that must stand just so at `now` (a
         # limit nearly reached, a follow-up due today) keep their exact offsets
-        office = m.fate in ("done", "late", "reopen", "difficult", "extend", "spot", "refused",
-                            "court_refused")
+        office = m.fate in ("done", "late", "rerouted", "reopen", "difficult", "extend", "spot",
+                            "refused", "court_refused")
         last = [m.at]
 
         def step(at: datetime, name: str, args: dict | None = None, *,
@@ -701,7 +703,7 @@ class _Planner:
         first = self._route_plan(m, rng)
         t = step(t + _hours(rng, 1.5 if intake == "register" else 4), "route", first)
         lead = first["lead"]
-        if m.fate == "returned" or (m.fate == "done" and rng.random() < 0.06):
+        if m.fate in ("returned", "rerouted") or (m.fate == "done" and rng.random() < 0.06):
             t = step(t + _hours(rng, 6), "return", {"unit": lead, "reason": rng.choice(_RETURNS)})
             if m.fate == "returned":
                 return
