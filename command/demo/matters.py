@@ -351,6 +351,7 @@ class _World:
         self.clerks = tuple(Principal(n, "desk") for n in CLERKS)
 
     def actor(self, code: str) -> Principal:
+        """The user who acts for a department, township or grid."""
         if code in self.dept_staff:
             return self.dept_staff[code]
         if code in self.town_staff:
@@ -358,15 +359,18 @@ class _World:
         return self.workers[code]
 
     def name(self, code: str) -> str:
+        """A unit's name."""
         return self.depts.get(code) or self.locator.unit(code)["name"]
 
     def village(self, grid: str | None, town: str) -> str:
+        """The village or community of a grid (the township's name without one)."""
         if grid is None:
             return self.town_name[town]
         label = dict(self.grids[town])[grid]
         return label.removesuffix("网格")
 
     def point(self, grid: str, rng: random.Random) -> tuple[float, float]:
+        """A measured point inside the grid (as a phone's GPS gives it)."""
         import shapely
 
         geom = self.geoms[grid]
@@ -409,16 +413,14 @@ class _Planner:
         self.start = now - timedelta(days=DAYS)
         self.matters: list[_Matter] = []
         self._people = 0
-        self._orgs = 0
         self.leaders: tuple[str, ...] = ()
 
     # --- parties --------------------------------------------------------------------------------
 
-    def person(self, town: str, grid: str | None, rng: random.Random, *,
-               young: bool = False) -> _Person:
+    def person(self, town: str, grid: str | None, rng: random.Random) -> _Person:
+        """Someone living in the grid (or township), with a fictitious ID number."""
         self._people += 1
-        born = date(rng.randint(1988, 2002) if young else rng.randint(1948, 1992),
-                    rng.randint(1, 12), rng.randint(1, 28))
+        born = date(rng.randint(1948, 1996), rng.randint(1, 12), rng.randint(1, 28))
         number = fictitious_id_number(REGION, born, self._people)
         place = self.w.village(grid, town)
         address = f"{self.w.town_name[town]}{place}{rng.randint(1, 12)}组{rng.randint(1, 88)}号" \
@@ -428,7 +430,7 @@ class _Planner:
 
     def org(self, kind: str, rng: random.Random, town: str, category: str = "labour",
             type_code: str = "dispute") -> dict:
-        self._orgs += 1
+        """An organisation on the other side, as a respondent party with its credit code."""
         names = {"company": _COMPANIES.get(category, _COMPANIES["labour"]),
                  "shop": _SHOPS.get(type_code, _SHOPS["dispute"]), "hospital": _HOSPITALS}.get(kind)
         if kind == "government":
@@ -470,6 +472,7 @@ class _Planner:
              applicant: _Person | None = None, respondent: dict | None = None,
              town: str | None = None, grid: str | None = None, fate: str = "done",
              with_id: bool | None = None) -> _Matter:
+        """One matter of `kind` (its place, channel and parties drawn unless given)."""
         if town is None:
             town, grid = self._place(kind, rng)
         channel = channel or _pick(rng, kind.channels)
@@ -498,6 +501,7 @@ class _Planner:
         return m
 
     def plan(self) -> list[_Matter]:
+        """Every matter of the period with its story, in the order of their keys."""
         rng = self.rng
         span = (self.now - self.start).total_seconds()
         # the ordinary flow: random kinds and moments over the period, at office-ish hours
@@ -505,11 +509,11 @@ class _Planner:
                    for k in _KINDS]
         for _ in range(RANDOM_MATTERS):
             kind = _pick(rng, weights)
-            at = self.start + timedelta(seconds=rng.uniform(0, span * 0.93))
-            at = _office(at, rng) if kind.channels[0][0] != "phone" else at
-            if at >= self.now - timedelta(days=3):
-                at = self.now - timedelta(days=rng.uniform(3, 6))
+            at = self.start + timedelta(seconds=rng.uniform(0, span * 0.95))
             m = self.draw(kind, at, rng)
+            if m.channel not in ("phone", "online", "feed"):  # people come in office hours
+                moved = _office(at, rng)
+                m.at = moved if moved < self.now - timedelta(days=1) else at
             if m.channel == "grid" and kind.type in ("dispute", "other") and rng.random() < 0.3:
                 m.fate = "spot"
         self._scripted()
@@ -806,11 +810,13 @@ class _Runner:
         self.leader = "leader"  # the county leader who extends limits (set by seed_matters)
 
     def run(self, session: Session, m: _Matter, name: str, at: datetime, args: dict) -> None:
+        """Take one step of a story at its moment."""
         getattr(self, "_" + name)(session, m, at, **args)
 
     # --- intake ---------------------------------------------------------------------------------
 
     def _raw(self, m: _Matter) -> dict:
+        """What the window (or a phone, or a feed) sends for the matter."""
         k, w = m.kind, m.words
         raw = {"type": k.type, "category": k.category, "title": k.title.format(**w)[:200],
                "summary": k.summary.format(**w), "request": k.request.format(**w),
@@ -836,11 +842,11 @@ class _Runner:
         if closure == "on_the_spot":
             raw.update(closure=closure, note="值班律师当场解答，告知维权途径，当事人表示满意")
         elif closure == "not_accepted":
-            raw.update(closure=closure, note="该事项已进入诉讼程序，依法不予受理，已告知当事人")
-        clerk = self.w.clerks[int(m.key[-3:]) % len(self.w.clerks)]
+            raw.update(closure=closure,
+                       note="该诉求已由行政复议程序作出决定，不再重复受理，已告知当事人")
         record, _changes = service.register(
-            session, raw, by=clerk, keyring=self.core.keyring, locator=self.w.locator, now=at,
-            idempotency_key=m.key, rules=self.rules)
+            session, raw, by=self._clerk(m), keyring=self.core.keyring, locator=self.w.locator,
+            now=at, idempotency_key=m.key, rules=self.rules)
         m.case_no = record["case_no"]
         self._repeat(session, record["id"], at, m)
 
