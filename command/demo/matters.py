@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 REGION = "999999"  # province 99 is not assigned in GB/T 2260: a fictitious region (see above)
 KEY_PREFIX = "demo-matter-"
 DAYS = 90  # how far back the window's matters go
-RANDOM_MATTERS = 20  # drawn matters, besides the scripted ones that keep the queues alive
+RANDOM_MATTERS = 12  # drawn matters, besides the scripted ones that keep the queues alive
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 CLERKS = ("窗口·陈静", "窗口·刘晓燕", "窗口·王海涛")  # the window's clerks (desk)
 
