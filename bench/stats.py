@@ -228,7 +228,7 @@ def run(kind: str, per_year: int, tmp: Path) -> dict:
     data = tmp / f"stats-{kind}" / "data"
     if kind == "postgres":
         server_url = os.environ.get("CMDCENTER_DATABASE_URL") or DEFAULT_PG
-        schema = "bench_" + uuid.uuid4().hex[:10]
+        schema = "bench_stats_" + uuid.uuid4().hex[:10]
         engine = sa.create_engine(config.load(database_url=server_url).db_url)
         with engine.begin() as conn:
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
@@ -292,15 +292,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kinds = ("sqlite", "postgres") if args.db == "both" else (args.db,)
     tmp = Path(tempfile.mkdtemp(prefix="cmdcenter-bench-stats-"))
+    from bench.__main__ import _table
+
+    table = []
     try:
-        table = rows([run(kind, args.count, tmp) for kind in kinds])
+        for kind in kinds:
+            table += rows([run(kind, args.count, tmp)])
+            _table(table)  # as each database is done
     finally:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    from bench.__main__ import _table
-
-    _table(table)
     return 0 if all(r[3] for r in table) else 1
 
 
