@@ -245,6 +245,7 @@ def run(kind: str, per_year: int, tmp: Path) -> dict:
         loaded = bulk_load(core, per_year)
         load_s = time.monotonic() - t0
         out = time_figures(core)
+        out["loadavg"] = os.getloadavg()[0]  # the machine's load while the figures were timed
         core.close()
         server = BenchServer(data, env)
         server.start(timeout=300)
@@ -276,7 +277,7 @@ def rows(results: list[dict]) -> list[tuple[str, str, str, bool]]:
                     f"{r['category']:.2f} · channel {r['channel']:.2f}; slowest run "
                     f"{r['slowest']:.2f}; REST {r['rest_s']:.2f}, "
                     f"xlsx {r['xlsx_s']:.2f}; {r['registered']:,} registered in the year; "
-                    f"load {r['load_s']:.0f} s]",
+                    f"load {r['load_s']:.0f} s; loadavg {r.get('loadavg', 0):.1f}]",
                     f"≤ {TARGET_FIGURES_S:g}", ok_figures(r)))
         out.append((f"routing a matter p99 (ms), {where}",
                     f"{r['route_p99']:.1f}  [p50 {r['route_p50']:.1f}; {r['routes']} routed]",
