@@ -228,7 +228,7 @@ def run(kind: str, per_year: int, tmp: Path) -> dict:
     data = tmp / f"stats-{kind}" / "data"
     if kind == "postgres":
         server_url = os.environ.get("CMDCENTER_DATABASE_URL") or DEFAULT_PG
-        schema = "bench_" + uuid.uuid4().hex[:10]
+        schema = "bench_stats_" + uuid.uuid4().hex[:10]
         engine = sa.create_engine(config.load(database_url=server_url).db_url)
         with engine.begin() as conn:
             conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
@@ -245,6 +245,7 @@ def run(kind: str, per_year: int, tmp: Path) -> dict:
         loaded = bulk_load(core, per_year)
         load_s = time.monotonic() - t0
         out = time_figures(core)
+        out["loadavg"] = os.getloadavg()[0]  # the machine's load while the figures were timed
         core.close()
         server = BenchServer(data, env)
         server.start(timeout=300)
@@ -276,7 +277,7 @@ def rows(results: list[dict]) -> list[tuple[str, str, str, bool]]:
                     f"{r['category']:.2f} · channel {r['channel']:.2f}; slowest run "
                     f"{r['slowest']:.2f}; REST {r['rest_s']:.2f}, "
                     f"xlsx {r['xlsx_s']:.2f}; {r['registered']:,} registered in the year; "
-                    f"load {r['load_s']:.0f} s]",
+                    f"load {r['load_s']:.0f} s; loadavg {r.get('loadavg', 0):.1f}]",
                     f"≤ {TARGET_FIGURES_S:g}", ok_figures(r)))
         out.append((f"routing a matter p99 (ms), {where}",
                     f"{r['route_p99']:.1f}  [p50 {r['route_p50']:.1f}; {r['routes']} routed]",
@@ -292,15 +293,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kinds = ("sqlite", "postgres") if args.db == "both" else (args.db,)
     tmp = Path(tempfile.mkdtemp(prefix="cmdcenter-bench-stats-"))
+    from bench.__main__ import _table
+
+    table = []
     try:
-        table = rows([run(kind, args.count, tmp) for kind in kinds])
+        for kind in kinds:
+            table += rows([run(kind, args.count, tmp)])
+            _table(table)  # as each database is done
     finally:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    from bench.__main__ import _table
-
-    _table(table)
     return 0 if all(r[3] for r in table) else 1
 
 

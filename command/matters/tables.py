@@ -58,6 +58,7 @@ def to_csv(headers, rows) -> bytes:
 def to_xlsx(title: str, headers, rows) -> bytes:
     """An Excel workbook of one sheet (header row frozen)."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
     book = Workbook(write_only=True)
@@ -65,8 +66,6 @@ def to_xlsx(title: str, headers, rows) -> bytes:
     sheet.freeze_panes = "A2"
     header = []
     for text in headers:
-        from openpyxl.cell import WriteOnlyCell
-
         cell = WriteOnlyCell(sheet, value=text)
         cell.font = Font(bold=True)
         header.append(cell)
@@ -92,7 +91,7 @@ def _percent(value: float | None) -> str:
 def figures_table(fig: dict) -> tuple[list[str], list[list]]:
     """The figures as a table: the key's label, this period's fields, then the period before's
     (rates as percentages, empty when there is no denominator), the total last."""
-    shown = [f for f in FIELDS]
+    shown = list(FIELDS)
     headers = [BY[fig["by"]], "代码"] + [LABELS[f] for f in shown] + \
         [f"上期{LABELS[f]}" for f in shown]
 

@@ -17,6 +17,7 @@ from dash import ClientsideFunction, Input, Output, dcc, html
 from flask import current_app, session
 
 from command.db import last_seq
+from command.errors import Forbidden
 from command.incidents import service as incidents_service
 from command.incidents.workflow import STATE_LABELS
 from command.matters import stats
@@ -135,7 +136,7 @@ def opening_figures(session, principal, *, now, locator) -> dict | None:
     today = stats.local_day(now)
     try:
         where = stats.scope(principal)
-    except Exception:  # a role without figures: the view stays empty
+    except Forbidden:  # a role without figures: the view stays empty
         return None
     return stats.figures(session, stats.DayRange(today.replace(day=1), today), by="dept",
                          where=where, locator=locator)

@@ -19,6 +19,7 @@ from command.incidents.types import TYPE_LABELS
 from command.matters import categories, schemas
 from command.matters import rules as rules_mod
 from command.matters import service as matters_service
+from command.matters.stats import local_day
 from command.units import service as units_service
 from command.users import service as users_service
 from command.web import field_ids as ids
@@ -119,10 +120,22 @@ def layout(**_):
                                   className="cc-card-note"),
                     ]),
                     html.Div(id=ids.DESK_QUEUE, className="dk-queue"),
+                    month_list_links(now),
                 ]),
                 html.Section(id=ids.DESK_DETAIL, className="cc-card dk-detail", hidden=True),
             ]),
         ]),
+    ])
+
+
+def month_list_links(now) -> html.Div:
+    """本月事项清单: this month's matters as the lists show them, CSV or Excel (no party data)."""
+    today = local_day(now)
+    query = f"/api/v1/matters/export?from={today.replace(day=1).isoformat()}&to={today.isoformat()}"
+    return html.Div(className="dk-downloads", children=[
+        html.Span("本月事项清单", className="cc-card-note"),
+        html.A("CSV", href=query + "&format=csv", className="cc-btn cc-btn-small"),
+        html.A("Excel", href=query + "&format=xlsx", className="cc-btn cc-btn-small"),
     ])
 
 

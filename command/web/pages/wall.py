@@ -17,6 +17,7 @@ from flask import current_app
 
 from command.clock import SHANGHAI
 from command.db import last_seq
+from command.errors import Forbidden
 from command.incidents import service as incidents_service
 from command.matters import stats
 from command.risk import trends
@@ -266,7 +267,7 @@ def matter_tiles(session, principal, *, now) -> dict | None:
         return None
     try:
         where = stats.scope(principal)
-    except Exception:  # a role without figures
+    except Forbidden:  # a role without figures
         return None
     return stats.today_and_month(session, now=now, where=where)
 
