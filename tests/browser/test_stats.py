@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import requests
 
@@ -100,4 +101,7 @@ def test_the_statistics_view_shows_the_figures_and_follows_a_conclusion(contexts
     register(server, clerk, "又一起")
     wall.wait_for_function("document.getElementById('kpi-matters-today').textContent === '3'",
                            timeout=10_000)
+    leader.wait_for_timeout(300)
+    shot = Path(__file__).resolve().parents[2] / "docs" / "command-stats.png"
+    leader.locator("#command-stats").screenshot(path=str(shot))  # for the README
     assert_clean(leader, wall)
