@@ -101,6 +101,8 @@ class Screen:
         self.client = socketio.Client(http_session=self.http, reconnection_delay=0.2,
                                       reconnection_delay_max=1.0)
         self.client.on("incidents", self._take, namespace="/live")
+        self.alerts: list[dict] = []
+        self.client.on("alerts", self.alerts.extend, namespace="/live")
         self.client.on("connect", self._connected, namespace="/live")
         self.client.connect(url, namespaces=["/live"], auth={"token": token},
                             transports=transports, wait_timeout=20)
@@ -155,7 +157,8 @@ class Screen:
 def deployment(tmp_path, postgres_url, redis_url):
     env = {"CMDCENTER_DATABASE_URL": postgres_url, "CMDCENTER_REDIS_URL": redis_url,
            "CMDCENTER_REDIS_PREFIX": "test-" + uuid.uuid4().hex[:8],
-           "CMDCENTER_SUPERVISION_SECONDS": "1"}
+           "CMDCENTER_SUPERVISION_SECONDS": "1", "CMDCENTER_WATCH_SECONDS": "1",
+           "CMDCENTER_METRICS_ALLOW": "127.0.0.1/32"}
     workers = Workers(tmp_path / "data", env)
     nginx = None
     try:
@@ -168,6 +171,11 @@ def deployment(tmp_path, postgres_url, redis_url):
             nginx.close()
             assert "[emerg]" not in errors, errors
         assert code == 0, "the launcher did not stop cleanly on SIGTERM"
+
+
+def _lock_held(url: str) -> int:
+    text = requests.get(url + "/metrics", timeout=10).text
+    return int(float(re.search(r"^cmdcenter_deployment_lock_held (\S+)$", text, re.M).group(1)))
 
 
 def _cli(workers: Workers, *args, **kwargs):
@@ -254,6 +262,30 @@ def test_two_processes_behind_nginx_with_tls(deployment, clients):
     assert len(acked) == 60
     for screen in screens:
         screen.wait_for(acked)
+
+    # once per deployment stays once: one process holds the lock the supervision, the risk
+    # watch and the deployment gauges run under; a red report's alert reaches a screen once
+    holders = [_lock_held(workers.url(i)) for i in range(2)]
+    assert sorted(holders) == [0, 1], holders
+    red = {}
+    for i, url in enumerate([workers.url(0), workers.url(1)]):
+        direct = feed_client(url, feed_token)
+        where = [(120.30, 29.95), (120.35, 30.15)][i]  # far from the others: no cluster
+        ack = direct.call("report", report(f"red-{i}", severity=1, lon=where[0], lat=where[1]),
+                          namespace="/feed", timeout=30)
+        red[ack["incident"]["id"]] = i
+        direct.disconnect()
+    acked |= red.keys()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(
+            len({a["id"] for a in s.alerts}) >= 2 for s in screens):
+        time.sleep(0.2)
+    time.sleep(3)  # a few more ticks of every process's timers
+    for screen in screens:
+        named = [i for a in screen.alerts for i in a.get("incidents", []) if i in red]
+        ids = [a["id"] for a in screen.alerts if set(a.get("incidents", [])) & red.keys()]
+        assert len(set(named)) == 2, screen.alerts
+        assert len(ids) == len(set(ids)) == 2, f"an alert was sent twice: {screen.alerts}"
 
     # one process SIGKILLed while a feed keeps reporting to the other: its screens reconnect
     # through nginx (to whichever process nginx picks) and catch up; nothing acked is lost
