@@ -47,6 +47,12 @@ fuzz: system-deps $(STAMP)
 	CMDCENTER_FUZZ_EXAMPLES=$${CMDCENTER_FUZZ_EXAMPLES:-1200} CMDCENTER_FUZZ_RANDOM=1 \
 	  $(PY) -m pytest -q tests/test_hostile.py
 
+# a county's peak, 2,000 screens, a reconnect storm: serve --workers 2 behind nginx (TLS) on
+# PostgreSQL and Redis, Node clients (bench/load); not part of `make test`
+bench-load: system-deps $(STAMP)
+	cd bench/load && npm ci --no-audit --no-fund --silent
+	$(PY) -m bench.load
+
 # every wheel the product needs, for servers without a package index (README: "Offline install")
 wheelhouse: $(PY)
 	rm -rf wheelhouse

@@ -81,7 +81,7 @@ def render_site(text: str, *, backends: list[int], https_port: int, http_port: i
 class Nginx:
     """nginx in the foreground with the shipped site config, on free ports."""
 
-    def __init__(self, backends: list[int]) -> None:
+    def __init__(self, backends: list[int], *, connections: int = 4096) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(binary).exists():
             raise RuntimeError("nginx is not installed (make test installs it)")
@@ -100,9 +100,10 @@ class Nginx:
         temp = self.dir / "tmp"
         (self.dir / "nginx.conf").write_text(f"""
 worker_processes 1;
+worker_rlimit_nofile {connections * 2};
 pid {self.dir}/nginx.pid;
 error_log {self.dir}/logs/error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log {self.dir}/logs/access.log;
     client_body_temp_path {temp}/body;
