@@ -93,6 +93,10 @@ class Nginx:
             (self.dir / sub).chmod(0o777)
         self.ca, crt, key = make_ca_and_cert(self.dir / "tls")
         self.https_port, self.http_port = servers.free_port(), servers.free_port()
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        files = connections * 2 if hard == resource.RLIM_INFINITY else min(connections * 2, hard)
         site = render_site(SITE.read_text(), backends=backends, https_port=self.https_port,
                            http_port=self.http_port, crt=crt, key=key,
                            log_dir=self.dir / "logs")
@@ -100,7 +104,7 @@ class Nginx:
         temp = self.dir / "tmp"
         (self.dir / "nginx.conf").write_text(f"""
 worker_processes 1;
-worker_rlimit_nofile {connections * 2};
+worker_rlimit_nofile {files};
 pid {self.dir}/nginx.pid;
 error_log {self.dir}/logs/error.log warn;
 events {{ worker_connections {connections}; }}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -98,4 +99,46 @@ def test_session_ids_carry_the_node(tmp_path, server_env):
         assert '"sid":"w7.' in answer.text
         assert "Set-Cookie" not in answer.headers  # stickiness needs no cookie
     finally:
+        srv.stop()
+
+
+def test_clients_on_the_defaults_reach_every_namespace(tmp_path, server_env):
+    """python-socketio on its defaults (long-polling, then the upgrade), keeping no cookies,
+    on one process: /feed, /live and /field."""
+    import socketio
+
+    from tests.test_wire import report
+
+    srv = servers.Server(tmp_path / "data", servers.free_port(), server_env,
+                         extra=["--node", "solo"]).start()
+    made = []
+    try:
+        feed_token = srv.add_feed("defaults")
+        grid_token = srv.add_user("grid-defaults", "grid", "DEMO-T01-G01")
+        got, orders = [], []
+        live = socketio.Client()
+        live.on("incidents", got.extend, namespace="/live")
+        field = socketio.Client()
+        field.on("orders", orders.extend, namespace="/field")
+        feed = socketio.Client()
+        made += [live, field, feed]
+        live.connect(srv.url, namespaces=["/live"], auth={"token": srv.duty_token},
+                     wait_timeout=20)
+        field.connect(srv.url, namespaces=["/field"], auth={"token": grid_token},
+                      wait_timeout=20)
+        feed.connect(srv.url, namespaces=["/feed"], auth={"token": feed_token}, wait_timeout=20)
+        assert live.eio.sid.startswith("solo.")
+        ack = feed.call("report", report("defaults-1"), namespace="/feed", timeout=20)
+        assert ack["ok"] is True
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (got and all(
+                c.transport() == "websocket" for c in made)):
+            time.sleep(0.1)
+        assert [i["id"] for i in got] == [ack["incident"]["id"]]
+        assert [c.transport() for c in made] == ["websocket"] * 3  # upgraded
+        for client in made:
+            assert not client.eio.http.cookies
+    finally:
+        for client in made:
+            client.disconnect()
         srv.stop()

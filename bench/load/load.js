@@ -66,7 +66,7 @@ function screen(spec) {
     page(start);
   });
   sock.on("disconnect", () => { if (up) { connected -= 1; ready -= 1; up = false; } });
-  sock.on("connect_error", () => { out.errors += 1; });
+  sock.on("connect_error", (err) => { out.errors += 1; if (out.errors <= 3) console.error("screen connect_error", err.message); });
 }
 
 // --- phones: /field, an order's instruction carries the time it was sent -------------------------
@@ -158,7 +158,7 @@ else if (cfg.kind === "orders") orders();
 else throw new Error(`unknown kind ${cfg.kind}`);
 
 const status = setInterval(() => {
-  process.stdout.write(JSON.stringify({ connected, ready, sent }) + "\n");
+  process.stdout.write(JSON.stringify({ connected, ready, sent, errors: out.errors }) + "\n");
 }, 1000);
 
 process.on("SIGUSR2", () => { out.marked = latencies.length; });
