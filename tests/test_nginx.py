@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -173,6 +174,27 @@ def deployment(tmp_path, postgres_url, redis_url):
         assert code == 0, "the launcher did not stop cleanly on SIGTERM"
 
 
+def keep_reporting_through_nginx(nginx, token: str, acked: set, stop: threading.Event) -> None:
+    """Report through nginx until `stop`, riding over restarts (reconnects, resends)."""
+    client = socketio.Client(http_session=https_session(nginx.ca), reconnection_delay=0.2,
+                             reconnection_delay_max=1.0)
+    client.connect(nginx.url, namespaces=["/feed"], auth={"token": token}, wait_timeout=20)
+    k = 0
+    try:
+        while not stop.is_set():
+            batch = [report(f"rolling-{k}-{j}") for j in range(5)]
+            try:
+                acks = client.call("report", batch, namespace="/feed", timeout=10)
+            except Exception:  # the process went mid-call: the same ids again (idempotent)
+                time.sleep(0.3)
+                continue
+            acked.update(a["incident"]["id"] for a in acks if a["ok"])
+            k += 1
+            time.sleep(0.1)
+    finally:
+        client.disconnect()
+
+
 def _lock_held(url: str) -> int:
     text = requests.get(url + "/metrics", timeout=10).text
     return int(float(re.search(r"^cmdcenter_deployment_lock_held (\S+)$", text, re.M).group(1)))
@@ -326,6 +348,22 @@ def test_two_processes_behind_nginx_with_tls(deployment, clients):
     moved = [s for s in screens if s.connects > 1]
     assert moved, "the victim's screens reconnected"
     assert {s.node for s in screens} <= {"n0", "n1"}
+
+    # an upgrade: SIGHUP restarts the processes one at a time while a feed keeps reporting to
+    # whichever is up (through nginx); every screen ends with everything acked
+    stop.clear()
+    rolling = threading.Thread(target=keep_reporting_through_nginx,
+                               args=(nginx, feed_token, acked, stop))
+    rolling.start()
+    workers.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and "all workers restarted" not in workers.log.read_text():
+        time.sleep(0.5)
+    stop.set()
+    rolling.join(60)
+    assert "all workers restarted" in workers.log.read_text()
+    for screen in screens:
+        screen.wait_for(acked, timeout=60)
     for client in [*(s.client for s in screens), feed, field]:
         client.disconnect()
     # no cookie was ever set: stickiness rides on the sid alone
