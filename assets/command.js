@@ -260,6 +260,8 @@
             if (marks) { renderList(); }
             if (touched) { loadDetail(); }
         });
+        // the statistics view below the desk (assets/command_stats.js) shares the socket
+        if (window.cmdcenterStats) { window.cmdcenterStats.start(cfg, live); }
     }
 
     function refreshOpen() {

@@ -16,7 +16,7 @@
  * A click on a marker or a list item opens a popup with the incident's facts and photos (read from REST).
  *
  * Test hooks: window.cmdcenterLive = {lastSeq(), count(), connected(), pending(), popup(id), receive(items),
- *   socket()}.
+ *   socket(), records(), windowStart()}.
  */
 (function () {
     "use strict";
@@ -39,6 +39,21 @@
         return Date.now() + S.offset;
     }
 
+    // The screen's "近24小时": the 24 hours of Asia/Shanghai ending with the one running now (the
+    // trend panel's buckets, command/risk/trends.py), so the map, the township chart and the
+    // trend panel count the same incidents.
+    var HOUR_MS = 3600 * 1000;
+    function windowStart() {
+        var now = serverNow();
+        return Math.floor((now + TZ_MS) / HOUR_MS) * HOUR_MS - TZ_MS - 23 * HOUR_MS;
+    }
+
+    // merged duplicates and false alarms stay on the map but are not counted (as on the server)
+    var NOT_COUNTED = {merged: true, false_alarm: true};
+    function counted(rec) {
+        return !NOT_COUNTED[rec.status];
+    }
+
     function shanghaiDay(ms) {
         return new Date(ms + TZ_MS).toISOString().slice(0, 10);
     }
@@ -55,6 +70,7 @@
             severity: inc.severity || 4, title: inc.title, occurred_at: occurred,
             received_at: inc.received_at, lon: Number(inc.lon), lat: Number(inc.lat),
             township: inc.township || null, grid: inc.grid || null, outside: !!inc.outside,
+            status: inc.status || null,
             t: Date.parse(occurred), day: occurred.slice(0, 10),
             trace: -1, pos: -1
         };
@@ -262,7 +278,10 @@
         var towns = S.cfg.townships;
         var types = S.cfg.types;
         var counts = types.map(function () { return towns.map(function () { return 0; }); });
+        var shown = 0;
         S.recs.forEach(function (r) {
+            if (!counted(r)) { return; }
+            shown++;
             var t = S.townIndex[r.township ? r.township.code : ""];
             if (t !== undefined) { counts[typeIndex(r.type)][t]++; }
             if (r.day !== today) { return; }
@@ -279,10 +298,11 @@
                 setProps(id, {children: String(k[id])});
             }
         });
-        if (S.shownCount !== S.recs.size) {
-            S.shownCount = S.recs.size;
-            setProps(ids.map_count, {children: String(S.recs.size)});
+        if (S.shownCount !== shown) {
+            S.shownCount = shown;
+            setProps(ids.map_count, {children: String(shown)});
         }
+        if (window.cmdcenterRisk && window.cmdcenterRisk.live) { window.cmdcenterRisk.live(); }
         // largest township on top (the y axis is reversed), ties by code as on the server
         var totals = towns.map(function (_, t) {
             return counts.reduce(function (sum, row) { return sum + row[t]; }, 0);
@@ -313,7 +333,7 @@
         });
         S.queue = [];
         var items = Array.from(latest.values()).sort(function (a, b) { return a.seq - b.seq; });
-        var horizon = serverNow() - S.cfg.window_ms;
+        var horizon = windowStart();
         var before = S.traces.map(function (ids) { return ids.length; });
         var dirty = {}, rebuild = {};
         var added = [], changed = [], removed = [];
@@ -637,6 +657,8 @@
         } else {
             connect();
         }
+        // the matter tiles (assets/wall_matters.js) read the figures; they listen on this socket
+        if (window.cmdcenterWallMatters) { window.cmdcenterWallMatters.start(cfg, socket); }
     }
 
     window.dash_clientside = window.dash_clientside || {};
@@ -655,6 +677,13 @@
         popup: function (id) { showPopup(id); },
         // hand incidents to the page as if `/live` had sent them (tests of in-place updates)
         receive: function (items) { if (S) { enqueue(items); } },
-        socket: function () { return socket; }
+        socket: function () { return socket; },
+        // the counted incidents of the screen's 近24小时 ({t, type, received_at}), for the trend panel
+        records: function () {
+            var out = [];
+            if (S) { S.recs.forEach(function (r) { if (counted(r)) { out.push(r); } }); }
+            return out;
+        },
+        windowStart: function () { return S ? windowStart() : null; }
     };
 }());

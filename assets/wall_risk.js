@@ -16,7 +16,7 @@
  * they never change it.
  *
  * Test hooks: window.cmdcenterRisk = {mode(), setMode(m), hotspotsOn(), toggleHotspots(),
- *   risk(), hotspots(), trends(), replay: {state(), shown(), pick(unit, k), play(), pause(),
+ *   risk(), hotspots(), trends(), shownTrends(), live(), replay: {state(), shown(), pick(unit, k), play(), pause(),
  *   speed(seconds)}}.
  */
 (function () {
@@ -198,8 +198,9 @@
     function loadTrends() {
         var span = R.span;
         getJSON("/api/v1/trends?span=" + span).then(function (data) {
+            R.trendReloading = false;
             if (span === R.span) { applyTrends(data); }
-        }).catch(function () { /* next refresh */ });
+        }).catch(function () { R.trendReloading = false; /* next refresh */ });
     }
 
     // The same text as wall_risk.summary.
@@ -211,19 +212,92 @@
             sum.previous_to_date + " 起" + change + "（柱：本期，虚线：上期）";
     }
 
+    // Counts get integer ticks: the same step as layers/figures.count_dtick.
+    function countDtick(top) {
+        if (top <= 5) { return 1; }
+        var raw = top / 5;
+        var mag = Math.pow(10, Math.floor(Math.log10(raw)));
+        var steps = [1, 2, 5, 10];
+        for (var k = 0; k < steps.length; k++) {
+            if (steps[k] * mag >= raw) { return Math.max(1, Math.round(steps[k] * mag)); }
+        }
+        return Math.max(1, Math.round(10 * mag));
+    }
+
+    // The server's answer with the live incidents taken into their buckets, as the KPI tiles
+    // take them: for 近24小时 the current period is counted from the incidents the screen holds
+    // (the map's own, window.cmdcenterLive.records(): the same window and statuses), for 近30天
+    // the incidents received after the answer was made are added to it.
+    function withLive(data) {
+        var live = window.cmdcenterLive;
+        if (!live || !live.records) { return data; }
+        var step = data.unit === "day" ? DAY_MS : HOUR_MS;
+        var start = Date.parse(data.start), end = Date.parse(data.end);
+        var asOf = Date.parse(data.as_of);
+        var own = data.span === "24h";
+        var current = {};
+        R.cfg.types.forEach(function (t) {
+            current[t.code] = own ? data.labels.map(function () { return 0; })
+                                  : (data.current[t.code] || []).slice();
+        });
+        live.records().forEach(function (r) {
+            if (!(r.t >= start && r.t < end)) { return; }
+            if (!own && !(Date.parse(r.received_at) > asOf)) { return; }
+            var k = Math.floor((r.t - start) / step);
+            var row = current[r.type] || current.other;
+            if (row && k >= 0 && k < row.length) { row[k]++; }
+        });
+        var total = data.labels.map(function (_, k) {
+            return R.cfg.types.reduce(function (sum, t) { return sum + current[t.code][k]; }, 0);
+        });
+        var now = total.reduce(function (a, b) { return a + b; }, 0);
+        var before = data.sum.previous_to_date;
+        return Object.assign({}, data, {
+            current: current,
+            total: {current: total, previous: data.total.previous},
+            sum: Object.assign({}, data.sum, {
+                current: now,
+                change: before === 0 ? null : Math.round((now - before) / before * 10000) / 10000
+            })
+        });
+    }
+
     function applyTrends(data) {
         R.trendData = data;
+        drawTrends();
+    }
+
+    // (re)draw the panel from the last answer and the live incidents; a no-op when nothing changed
+    function drawTrends() {
+        if (!R || !R.trendData) { return; }
+        if (serverNow() >= Date.parse(R.trendData.end) && !R.trendReloading) {
+            // the running hour (or day) ended: the buckets move on
+            R.trendReloading = true;
+            loadTrends();
+        }
+        var shown = withLive(R.trendData);
+        var top = 0;
+        shown.total.current.forEach(function (n, k) {
+            top = Math.max(top, n, shown.total.previous[k] || 0);
+        });
+        var key = JSON.stringify([shown.labels, shown.current, shown.total.previous,
+                                  shown.sum.previous_to_date]);
+        if (key === R.trendKey) { return; }
+        R.trendKey = key;
+        R.trendShown = shown;
         var patch = newPatch();
         R.cfg.types.forEach(function (t, k) {
-            patch.assign(["data", k, "x"], data.labels);
-            patch.assign(["data", k, "y"], data.current[t.code]);
-            patch.assign(["data", k, "customdata"], data.previous[t.code]);
+            patch.assign(["data", k, "x"], shown.labels);
+            patch.assign(["data", k, "y"], shown.current[t.code]);
+            patch.assign(["data", k, "customdata"], shown.previous[t.code]);
         });
         var last = R.cfg.types.length;
-        patch.assign(["data", last, "x"], data.labels);
-        patch.assign(["data", last, "y"], data.total.previous);
+        patch.assign(["data", last, "x"], shown.labels);
+        patch.assign(["data", last, "y"], shown.total.previous);
+        patch.assign(["layout", "yaxis", "dtick"], countDtick(top));
+        patch.assign(["layout", "yaxis", "tick0"], 0);
         setProps(R.cfg.ids.trend_chart, {figure: patch.build()});
-        setProps(R.cfg.ids.trend_summary, {children: summary(data)});
+        setProps(R.cfg.ids.trend_summary, {children: summary(shown)});
     }
 
     // --- 回放 --------------------------------------------------------------------------------
@@ -445,13 +519,14 @@
         R = {
             cfg: cfg, offset: cfg.now - Date.now(), mode: "live", hotspotsOn: false, span: "24h",
             typeIndex: {}, timers: [], layerClass: null, riskData: null, hotspotData: null,
-            trendData: null,
+            trendData: null, trendShown: null, trendKey: null, trendReloading: false,
             replay: {unit: "hour", base: 0, key: null, items: [], next: 0, clock: 0, from: 0,
                      to: 0, shown: [], playing: false, ended: false, loaded: false, timer: null,
                      seconds: cfg.default_speed, truncated: false}
         };
         cfg.types.forEach(function (t, k) { R.typeIndex[t.code] = k; });
         setTimeout(fitCharts, 0);
+        loadTrends();  // at once: from then on live incidents go into their buckets
         R.timers.push(setInterval(function () {
             // while the live connection is down the server is likely away: wait for it
             var live = window.cmdcenterLive;
@@ -541,6 +616,9 @@
         risk: function () { return R ? R.riskData : null; },
         hotspots: function () { return R ? R.hotspotData : null; },
         trends: function () { return R ? R.trendData : null; },
+        // what the panel shows: the answer with the live incidents in their buckets
+        shownTrends: function () { return R ? R.trendShown : null; },
+        live: function () { drawTrends(); },
         replay: {
             state: function () {
                 if (!R) { return null; }

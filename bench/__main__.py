@@ -1,6 +1,6 @@
 """`python -m bench`: ingest throughput, feed → /live latency, locate throughput, order propagation,
-alert latency, month-brief time, the window over 1M matters, rule cost over 1M incidents of
-history, a 1,500-line users import and the grid worker's phone (page weight, draining an outbox),
+alert latency, month-brief time, the window over 1M matters, a year's figures over 200k matters
+and routing p99, rule cost over 1M incidents of history, a 1,500-line users import and the grid worker's phone (page weight, draining an outbox),
 as a table.
 
 Starts a real `cmdcenter serve` (one process, SQLite in a fresh temp dir, rate limits raised),
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench import (alert_latency, bench_locate, brief, ingest, latency, matters, phone,
-                   propagation, rules, users_import)
+                   propagation, rules, stats, users_import)
 from bench.profile import Sampler, py_spy
 from bench.server import BenchServer
 
@@ -124,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
           "(bulk load, then registration, ID search and registration → /live) …", flush=True)
     rows.extend(matters.rows([matters.run(kind, matters.COUNT, tmp)
                               for kind in ("sqlite", "postgres")]))
+
+    print(f"bench: a year's figures over {stats.COUNT:,} matters a year and routing, SQLite and "
+          "PostgreSQL (bulk load of two years, figures in process and over REST, then "
+          "POST /route) …", flush=True)
+    rows.extend(stats.rows([stats.run(kind, stats.COUNT, tmp) for kind in ("sqlite", "postgres")]))
 
     print(f"bench: every rule on over {rules.HISTORY:,} incidents of history "
           "(fill, prime, rules per arrival, then ingest + /live on that data dir) …", flush=True)

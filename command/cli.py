@@ -96,11 +96,12 @@ def cmd_serve(args, *, demo: bool = False) -> int:
     workers = getattr(args, "workers", None)
     if workers is not None:
         return cmd_serve_workers(args, workers)
-    from command.web.app import create_app, serve
+    from command.web.app import create_app, run_background, serve
 
     settings = _settings(args, host=args.host, port=args.port, node=getattr(args, "node", None))
     _check_port(settings.host, settings.port)
-    app, core = create_app(settings)
+    # the demo writes its past first: the background jobs would see matters half way through
+    app, core = create_app(settings, start_background=not demo)
     url = f"http://{settings.host}:{settings.port}"
     print(f"cmdcenter: data in {config_mod.mask_url(settings.db_url)}", flush=True)
     if demo:
@@ -113,6 +114,7 @@ def cmd_serve(args, *, demo: bool = False) -> int:
         print("cmdcenter: demo users (passwords are new at every start):", flush=True)
         for name, role, unit, password in ensure_demo_users(core):
             print(f"  {name:<10} {password}   {role}{' · ' + unit if unit else ''}", flush=True)
+        run_background(core, settings)
     print(f"cmdcenter: wall screen at {url}/  (Ctrl+C to stop)", flush=True)
     try:
         serve(app, settings)
@@ -467,11 +469,18 @@ def cmd_seed_history(args) -> int:
 
     try:
         summary = seed_history(core, weeks=weeks, seed=seed, per_day=per_day, progress=progress)
+        window = None
+        if args.matters:
+            from command.demo.matters import seed_matters
+
+            window = seed_matters(core, seed=seed)
     finally:
         bar.close()
         core.close()
     for line in summary.lines():
         print(line)
+    if window is not None:
+        print(window.line().removeprefix("cmdcenter: "))
     return 0
 
 
@@ -645,6 +654,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", default="0", help="random seed: the same seed gives the same history")
     p.add_argument("--per-day", dest="per_day", default="90",
                    help="reports a day in the whole county, on average (default 90)")
+    p.add_argument("--matters", action="store_true",
+                   help="also the window's matters of the last 90 days, as the demo seeds them "
+                        "(routes, mediation, outcomes, follow-ups, repeat parties; run it with "
+                        "the server stopped)")
 
     p = add("backup", cmd_backup,
             "write one archive of the database (consistent, while the server runs), the data "

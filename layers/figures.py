@@ -235,6 +235,19 @@ def replay_traces() -> list[go.Scattermap]:
     ]
 
 
+def count_dtick(top: int) -> int:
+    """An integer tick step for counts up to `top` (1, 2, 5 × 10^k; 1 up to 5): never 0.2 起.
+
+    >>> [count_dtick(n) for n in (0, 1, 5, 6, 12, 40, 237)]
+    [1, 1, 1, 2, 5, 10, 50]
+    """
+    if top <= 5:
+        return 1
+    raw = top / 5
+    mag = 10 ** math.floor(math.log10(raw))
+    return max(1, round(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)))
+
+
 def trend_figure(series: dict | None, *, layout: dict | None = None) -> go.Figure:
     """Return the trend chart: this period stacked by type (bars), the previous total (dashed).
 
@@ -261,7 +274,9 @@ def trend_figure(series: dict | None, *, layout: dict | None = None) -> go.Figur
         barmode="stack", bargap=0.25, showlegend=False, uirevision="trend-chart",
         margin={"l": 8, "r": 8, "t": 6, "b": 8},
         xaxis={"type": "category", "fixedrange": True, "showgrid": False, "tickangle": 0},
-        yaxis={"rangemode": "tozero", "tickformat": "d", "fixedrange": True},
+        yaxis={"rangemode": "tozero", "tickformat": "d", "fixedrange": True, "tick0": 0,
+               "dtick": count_dtick(max([0, *(series["total"]["current"] if series else []),
+                                         *(series["total"]["previous"] if series else [])]))},
         hovermode="x",
     )
     if layout:

@@ -205,7 +205,7 @@ def test_sqlite_backup_while_serving_then_restore(tmp_path, server):
     assert backup_mod.KEY_MEMBER not in names and not any("secret.key" in n for n in names)
     assert not any(n.endswith((".sqlite3-wal", ".sqlite3-shm", ".lock")) for n in names)
     manifest = restore_mod.read_manifest(archive)
-    assert manifest["database"]["schema_revision"] == "0008"
+    assert manifest["database"]["schema_revision"] == "0009"
     assert manifest["key"] == {"fingerprint": state["fingerprint"], "included": False}
     assert manifest["version"] and manifest["created_at"]
     server.stop()

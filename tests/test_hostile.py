@@ -347,7 +347,8 @@ URL_TEXT = st.one_of(st.text(min_size=1, max_size=30), st.sampled_from(
     ["\x00", "%00", "..", "a" * 300, "DEMO-T01", "0", "-1", "9" * 40, "𝕏", " "]))
 QUERY = st.dictionaries(st.sampled_from(["since", "limit", "status", "open", "geometry", "period",
                                          "date", "format", "incident", "span", "days", "cell",
-                                         "from", "to", "next", "q"]),
+                                         "from", "to", "next", "q", "by", "category",
+                                         "channel", "township"]),
                         URL_TEXT, max_size=4)
 FIELDS = ["to", "note", "rating", "merged_into", "into", "incident_id", "targets", "instruction",
           "priority", "ack_minutes", "due_minutes", "result", "reason", "id", "title", "type"]

@@ -193,6 +193,11 @@ def period_doc(b: d.PeriodBrief, charts: list[Chart]) -> Doc:
                for r in b.by_township], numeric=(1, 2, 3, 4, 5)))
     add(Image(chart["townships"].key, chart["townships"].title, chart["townships"].png))
 
+    if b.matters is not None:
+        add(_section(s, "矛盾纠纷调处化解情况"))
+        s += 1
+        _matters(add, b.matters)
+
     add(_section(s, "群体性事件和Ⅰ、Ⅱ级事件"))
     s += 1
     mc = b.majors_counts
@@ -297,8 +302,35 @@ def period_doc(b: d.PeriodBrief, charts: list[Chart]) -> Doc:
         "按时限所在统计期计。",
         "预警按发出时间计（解除后再次发出的按再次发出时间计），处置结果为统计时的状态。",
         "回访满意度为本期事件的回访评分（1—5分），4分及以上为满意。",
+        "矛盾纠纷调处化解情况与指挥调度台“事项统计”同一口径：受理量按登记日期计（不予受理另计）；"
+        "办结指登记办理结果（含撤回）或即接即办，按办结日期计；化解率 = 化解数 /（办结数 − 撤回数），"
+        "化解指调解成功、支持、部分支持、已服务、属实或即接即办；满意率 =（满意 + 基本满意）/ 回访数；"
+        "按期办结率 = 在法定期限（含延期）内办结数 / 办结数；上期为本期之前同样天数。",
     ]))
     return doc
+
+
+def _matters(add, fig: dict) -> None:
+    """The matters' figures: the county's line, then one per lead unit."""
+    t, p = fig["total"], fig["total"]["previous"]
+    before = f"{fig['previous']['from']} 至 {fig['previous']['to']}"
+    add(Para(
+        f"本期（{fig['from']} 至 {fig['to']}）受理矛盾纠纷等事项 {t['registered']} 件，较上期（{before}，"
+        f"{p['registered']} 件）{change(t['registered'], p['registered'], '件')}"
+        + (f"，另不予受理 {t['not_accepted']} 件" if t["not_accepted"] else "")
+        + f"。办结 {t['concluded']} 件，其中化解 {t['resolved']} 件"
+        + (f"、撤回 {t['withdrawn']} 件" if t["withdrawn"] else "")
+        + f"，化解率 {percent(t['resolution_rate'])}（上期 {percent(p['resolution_rate'])}）；"
+        f"回访 {t['followed_up']} 件，满意（含基本满意）{t['satisfied']} 件，满意率 "
+        f"{percent(t['satisfaction_rate'])}（上期 {percent(p['satisfaction_rate'])}）；按期办结 "
+        f"{t['on_time']} 件，按期办结率 {percent(t['on_time_rate'])}（上期 "
+        f"{percent(p['on_time_rate'])}）。"))
+    if fig["rows"]:
+        add(Table(["主办单位", "受理量", "办结量", "化解量", "化解率", "满意率", "按期办结率", "上期化解率"],
+                  [[r["name"], str(r["registered"]), str(r["concluded"]), str(r["resolved"]),
+                    percent(r["resolution_rate"]), percent(r["satisfaction_rate"]),
+                    percent(r["on_time_rate"]), percent(r["previous"]["resolution_rate"])]
+                   for r in [*fig["rows"], t]], numeric=(1, 2, 3, 4, 5, 6, 7)))
 
 
 def _n(value) -> str:

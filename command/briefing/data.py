@@ -247,6 +247,9 @@ class PeriodBrief:
     hotspots: list[Place]
     repeats: list[Place]
     satisfaction: Satisfaction
+    # the center's figures of the matters (command.matters.stats.figures by lead unit, the same
+    # function as GET /api/v1/stats/matters for these days), None where no matter exists
+    matters: dict | None = None
 
     @property
     def valid(self) -> int:
@@ -399,7 +402,32 @@ def period_brief(session: Session, period: Period, *, now: datetime,
             count=sum(scan.ratings.values()),
             distribution={r: scan.ratings[r] for r in (1, 2, 3, 4, 5)},
             satisfied=sum(v for r, v in scan.ratings.items() if r >= th.satisfied_min)),
+        matters=matter_figures(session, period, as_of=as_of, names=names),
     )
+
+
+class _Names:
+    """The unit names as the figures ask for them (a Locator's has/unit)."""
+
+    def __init__(self, names: dict[str, dict]) -> None:
+        self._names = names
+
+    def has(self, code: str) -> bool:
+        return code in self._names
+
+    def unit(self, code: str) -> dict:
+        return self._names[code]
+
+
+def matter_figures(session: Session, period: Period, *, as_of: datetime,
+                   names: dict[str, dict]) -> dict:
+    """The matters' figures of the period's days (a running period: up to today), by lead
+    unit, against the same number of days before (command.matters.stats, as the API)."""
+    from command.matters import stats
+
+    last = min(period.last_day, stats.local_day(as_of))
+    return stats.figures(session, stats.DayRange(period.start, max(last, period.start)),
+                         by="dept", locator=_Names(names))
 
 
 @dataclass

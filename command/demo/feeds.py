@@ -447,6 +447,9 @@ def start_demo_feeds(core, url: str, *, rate: float | None = None, seed: int = S
             print(line, flush=True)
         else:
             seeded = None
+        line = ensure_demo_matters(core, seed=seed, now=now)
+        if line:
+            print(line, flush=True)
     with core.read() as session:
         history = seeded or stored_rate(session)
         skip = set(session.execute(sa.select(incidents.c.source_id).where(
@@ -472,6 +475,17 @@ def ensure_demo_history(core, *, weeks: int = HISTORY_WEEKS, per_day: float = PE
     return (f"cmdcenter: demo history seeded: {summary.added} incidents and {summary.orders} "
             f"orders over the last {span} at ~{per_day:.0f} reports a day "
             f"({summary.seconds:.1f} s)")
+
+
+def ensure_demo_matters(core, *, seed: int = SEED, now: datetime | None = None) -> str | None:
+    """The window's matters of the last 90 days (command.demo.matters), those not stored yet;
+    the line to print about it, else None."""
+    from command.demo.matters import seed_matters
+
+    summary = seed_matters(core, seed=seed, now=now)
+    for problem in summary.failed:
+        log.warning("demo matters: %s", problem)
+    return summary.line() if summary.added else None
 
 
 def _run(demo: Demo, url: str, clock, model: Model, skip: set[str]) -> None:

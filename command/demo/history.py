@@ -68,6 +68,8 @@ from command.incidents.loop import SYSTEM
 from command.incidents.models import incidents
 from command.incidents.schemas import fingerprint, validate
 from command.matters import numbers
+from command.matters.models import matters
+from command.matters.rules import clock_fields
 from command.orders import service as orders_service
 from command.orders.models import order_node_events, order_nodes, orders
 from command.orders.supervision import _MISSED, _late
@@ -343,7 +345,8 @@ def seed_history(core, *, weeks: int, now: datetime | None = None, seed: int = 0
         summary.skipped += skipped
         if bundles:
             with core.write() as session, session.begin():
-                _write(session, bundles, summary, numbers.prefix(world.locator))
+                _write(session, bundles, summary, numbers.prefix(world.locator),
+                       world.matter_rules)
         if progress is not None:
             progress(hours.stop - first, total)
     summary.seconds = time.perf_counter() - started
@@ -880,6 +883,7 @@ class _World(Model):
         super().__init__(gdf, seed=seed, per_day=per_day, now=now)
         self.start = start
         self.limits = core.limits
+        self.matter_rules = core.matter_rules
         self.locator = core.units.current(session)
         self.depts = {r.code: r.name for r in gdf.itertuples() if r.level == "dept"}
         counties = gdf[gdf["level"] == "county"].sort_values("code")
@@ -1486,7 +1490,25 @@ class _Plan:
 
 # --- writing -------------------------------------------------------------------------------------
 
-def _write(session: Session, bundles: list[_Bundle], summary: Summary, prefix: str) -> None:
+def _clock_matters(session: Session, rows: list[dict], rules) -> None:
+    """Give the matters among `rows` the clock fields `matters.clock` fills in for matters that
+    came in through a feed (one statement, instead of a row at a time on the watch's first
+    passes)."""
+    clocked = []
+    for r in rows:
+        if r.get("case_no"):
+            fields = clock_fields(rules, type_code=r["type"], category=r.get("category"),
+                                  registered_at=r["received_at"], signed_at=None)
+            clocked.append({"b_id": r["id"], **{f"b_{k}": v for k, v in fields.items()}})
+    if clocked:
+        session.execute(sa.update(matters).where(matters.c.incident_id == sa.bindparam("b_id"))
+                        .values(limit_days=sa.bindparam("b_limit_days"),
+                                due_at=sa.bindparam("b_due_at"),
+                                notify_due_at=sa.bindparam("b_notify_due_at")), clocked)
+
+
+def _write(session: Session, bundles: list[_Bundle], summary: Summary, prefix: str,
+           rules=None) -> None:
     """Insert the bundles under placeholder seqs, then reserve the real ones (seq, order_seq,
     alert_seq) in the order of each row's latest change. Matters get their case numbers
     first (case counters are locked before seq, as everywhere)."""
@@ -1496,6 +1518,8 @@ def _write(session: Session, bundles: list[_Bundle], summary: Summary, prefix: s
         row["seq"] = alerts_service.placeholder_seq()
     session.execute(sa.insert(incidents), rows)
     numbers.insert_records(session, rows)
+    if rules is not None:  # the legal clocks the clock watch would fill in (matters.clock)
+        _clock_matters(session, rows, rules)
     events = sorted((e for b in bundles for e in b.events), key=lambda e: e["at"])
     if events:
         session.execute(sa.insert(incident_events), events)

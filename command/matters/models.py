@@ -56,8 +56,18 @@ matters = sa.Table(
     sa.Column("performed", sa.Boolean, nullable=True),
     sa.Column("satisfaction", sa.String(12), nullable=True),  # satisfied | basic | unsatisfied
     sa.Column("reopened", sa.Integer, nullable=True),
+    # copies of the incident's township, category and channel for the figures, written by the
+    # database's triggers (migration 0009), never by the code: the figures read no join
+    sa.Column("fig_township", sa.String(64), nullable=True),
+    sa.Column("fig_category", sa.String(32), nullable=True),
+    sa.Column("fig_channel", sa.String(16), nullable=True),
     sa.UniqueConstraint("registered_by", "idempotency_key", name="uq_matters_idempotency"),
     sa.Index("ix_matters_registered_at", "registered_at"),
+    sa.Index("ix_matters_fig_registered", "registered_at", "closure", "lead_code",
+             "fig_township", "fig_category", "fig_channel"),
+    sa.Index("ix_matters_fig_concluded", "concluded_at", "closure", "result", "satisfaction",
+             "due_at", "notify_due_at", "lead_code", "fig_township", "fig_category",
+             "fig_channel"),
 )
 
 matter_sessions = sa.Table(  # 调解记录: who met where, who mediated, what was said

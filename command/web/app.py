@@ -24,6 +24,7 @@ from command.web.matters_api import matters_api
 from command.web.receipt import receipt
 from command.web.ops_api import ops_api
 from command.web.risk_api import risk_api
+from command.web.stats_api import stats_api
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
     server.register_blueprint(command_api.command_api)
     server.register_blueprint(briefs_api)
     server.register_blueprint(risk_api)
+    server.register_blueprint(stats_api)
     server.register_blueprint(matters_api)
     server.register_blueprint(field_api)
     server.register_blueprint(phone)
@@ -126,20 +128,26 @@ def create_app(settings: Settings, *, core: Core | None = None,
         pool_in_use=lambda: getattr(core.engine.pool, "checkedout", lambda: 0)(),
         lock_held=lambda: bool(core.scheduler is not None and core.scheduler.held))
     if start_background:
-        from command.matters import clock
-        from command.ops import metrics
-        from command.orders import supervision
-        from command.scheduler import Scheduler
-
-        # the deployment-wide gauges ride on supervision's lock: one process computes them
-        core.scheduler = Scheduler(
-            core, [supervision.make_job(core, core.limits),
-                   clock.make_job(core, core.matter_rules),
-                   metrics.make_job(core, core.metrics, settings.supervision_seconds)],
-            interval=settings.supervision_seconds, name="supervision")
-        core.scheduler.start()
-        core.start_watch()
+        run_background(core, settings)
     return app, core
+
+
+def run_background(core: Core, settings: Settings) -> None:
+    """Start the deployment's background jobs: supervision, the legal clocks, the gauges, the
+    risk watch (the demo starts them once its history is written, so none sees it half done)."""
+    from command.matters import clock
+    from command.ops import metrics
+    from command.orders import supervision
+    from command.scheduler import Scheduler
+
+    # the deployment-wide gauges ride on supervision's lock: one process computes them
+    core.scheduler = Scheduler(
+        core, [supervision.make_job(core, core.limits),
+               clock.make_job(core, core.matter_rules),
+               metrics.make_job(core, core.metrics, settings.supervision_seconds)],
+        interval=settings.supervision_seconds, name="supervision")
+    core.scheduler.start()
+    core.start_watch()
 
 
 def _ordered_units(core: Core, incident_ids: list[str]) -> dict[str, tuple[str, ...]]:

@@ -21,4 +21,6 @@ KPI_MASS = "kpi-mass"
 KPI_PUBLIC_SAFETY = "kpi-public-safety"
 KPI_MAJOR = "kpi-major"
 KPI_OUTSIDE = "kpi-outside"
+KPI_MATTERS_TODAY = "kpi-matters-today"  # 今日受理: the figures' registered (assets/wall_matters.js)
+KPI_RESOLUTION_MONTH = "kpi-resolution-month"  # 本月化解率
 ALERT_STRIP = "alert-strip"  # the wall's alert ticker over the map (assets/alert_ticker.js)

@@ -135,8 +135,13 @@ def test_earlier_matters_appear_beside_the_form(contexts, server):
 
 def test_route_sign_off_session_agreement_and_follow_up_across_faces(contexts, server):
     """register at /desk → route → the department signs off on /township, records a session
-    and an agreement → the window follows it up (all through the pages)."""
-    desk, dept = contexts(), contexts()
+    and an agreement → the window follows it up (all through the pages) → the figures change
+    on /command."""
+    desk, dept, leader = contexts(), contexts(), contexts()
+    sign_in(leader, server, "leader-figures", "leader")
+    leader.goto(server.url + "/command")
+    leader.wait_for_selector("table.cc-stats tfoot", timeout=20_000)
+    before = leader.evaluate("window.cmdcenterStats.figures().total")
     token = server.add_user("clerk-api2", "desk")
     import requests
 
@@ -194,4 +199,16 @@ def test_route_sign_off_session_agreement_and_follow_up_across_faces(contexts, s
     desk.wait_for_function(f"{WINDOW}.detail() && {WINDOW}.detail().status === 'followed_up'",
                            timeout=10_000)
     assert desk.evaluate(f"{WINDOW}.detail().rating") == 5
-    assert_clean(desk, dept)
+
+    # the leader's 事项统计 followed along, without a reload
+    leader.wait_for_function(
+        "(t => t.concluded === %d && t.resolved === %d && t.followed_up === %d)"
+        "(window.cmdcenterStats.figures().total)"
+        % (before["concluded"] + 1, before["resolved"] + 1, before["followed_up"] + 1),
+        timeout=15_000)
+    after = leader.evaluate("window.cmdcenterStats.figures().total")
+    assert after["registered"] == before["registered"] + 1
+    assert after["satisfied"] == before["satisfied"] + 1
+    assert leader.locator('tfoot td[data-field="concluded"] .cc-stat-now').text_content() == \
+        str(before["concluded"] + 1)
+    assert_clean(desk, dept, leader)

@@ -304,3 +304,42 @@ def test_a_backlog_is_shown_as_late_not_flashed_as_news(page, server, feed):
     assert "补报" in old.text_content()
     assert "is-new" in new.get_attribute("class") and "补报" not in new.text_content()
     assert_clean(page)
+
+
+TREND_TICKS = """() => Array.from(document.querySelectorAll('#risk-trend-chart .ytick text'))
+    .map(t => t.textContent)"""
+
+
+def test_the_trend_panel_counts_each_live_incident_like_the_tiles_and_the_map(page, server, feed):
+    """After a burst the tiles, the map header and the trend panel agree at once (no refresh
+    timer in between), every window says what it counts, and counts get integer ticks."""
+    open_wall(page, server)
+    page.wait_for_function("window.cmdcenterRisk && window.cmdcenterRisk.trends()",
+                           timeout=15_000)
+    ticks = page.evaluate(TREND_TICKS)
+    assert ticks and all(t.isdigit() for t in ticks) and len(set(ticks)) == len(ticks), ticks
+    assert "近24小时 0 起" in page.text_content("#risk-trend-summary")
+
+    acks = feed.send(sample(500, seed=11, hours=3))
+    assert all(a["ok"] for a in acks)
+    wait_count(page, 500, timeout=30_000)
+    page.wait_for_function(
+        "document.getElementById('risk-trend-summary').textContent.startsWith('近24小时 500 起')",
+        timeout=5_000)
+    assert kpi(page) == 500  # 今日态势: today's
+    assert page.text_content("#map-count") == "500"  # 近24小时, the same window as the panel
+    shown = page.evaluate("window.cmdcenterRisk.shownTrends()")
+    assert sum(shown["total"]["current"]) == 500
+    by_type: dict[str, int] = {}
+    for a in acks:
+        by_type[a["incident"]["type"]] = by_type.get(a["incident"]["type"], 0) + 1
+    assert {t: sum(v) for t, v in shown["current"].items() if sum(v)} == by_type
+    ticks = page.evaluate(TREND_TICKS)
+    assert all(t.replace(",", "").isdigit() for t in ticks), ticks
+
+    # the server, asked again, counts the same
+    page.evaluate("window.cmdcenterRisk.live()")
+    answer = page.evaluate("""() => fetch('/api/v1/trends?span=24h', {credentials: 'same-origin'})
+        .then(r => r.json())""")
+    assert answer["sum"]["current"] == 500
+    assert_clean(page)

@@ -19,6 +19,7 @@ from flask import current_app, session
 from command.db import last_seq
 from command.incidents import service as incidents_service
 from command.incidents.workflow import STATE_LABELS
+from command.matters import stats
 from command.orders import service as orders_service
 from command.units import service as units_service
 from command.users.principal import ROLE_LABELS
@@ -51,12 +52,13 @@ def layout(**_):
         locator = core.units.current(s)
         units = units_service.load_gdf(s)
         unit_rows = units_service.get_all(s)
-        incidents, open_nodes = [], []
+        incidents, open_nodes, opening = [], [], None
         if principal is not None:
             incidents = incidents_service.recent(s, after=now - WINDOW, locator=locator,
                                                  principal=principal)
             open_nodes = orders_service.visible_nodes(s, by=principal, open_only=True,
                                                       locator=locator)
+            opening = opening_figures(s, principal, now=now, locator=locator)
     incidents = [{k: i.get(k) for k in _WIRE_FIELDS} for i in incidents]
     limits = core.limits
     state = {
@@ -86,6 +88,8 @@ def layout(**_):
         "severity_names": {str(k): v for k, v in theme.SEVERITY_NAMES.items()},
         "severity_colors": {str(k): v for k, v in theme.SEVERITY_COLORS.items()},
         "map_background": MAP_GROUND,
+        "stats": opening,
+        "stats_fields": {k: v for k, v in stats.LABELS.items()},
     }
     county = next((u["name"] for u in unit_rows if u["level"] == "county"), "")
     return html.Div(className="cc-page cc-command", lang="zh-CN", children=[
@@ -122,7 +126,67 @@ def layout(**_):
                 html.Div(id=ids.COMMAND_TIMELINE, className="cc-timeline"),
             ]),
         ]),
+        stats_view(opening),
     ])
+
+
+def opening_figures(session, principal, *, now, locator) -> dict | None:
+    """This month's figures by lead unit, as the statistics view opens."""
+    today = stats.local_day(now)
+    try:
+        where = stats.scope(principal)
+    except Exception:  # a role without figures: the view stays empty
+        return None
+    return stats.figures(session, stats.DayRange(today.replace(day=1), today), by="dept",
+                         where=where, locator=locator)
+
+
+PERIODS = (("month", "本月"), ("day", "今日"), ("week", "本周"), ("year", "本年"),
+           ("range", "自定义"))
+
+
+def stats_view(figures: dict | None) -> html.Section:
+    """事项统计: the figures by unit, township, category or channel over a day, a week, a month
+    or any range, against the period before, with their downloads (assets/command_stats.js
+    draws the table and keeps it current)."""
+    start = figures["from"] if figures else ""
+    end = figures["to"] if figures else ""
+    return html.Section(id=ids.COMMAND_STATS, className="cc-card cc-stats-card", children=[
+        html.Div(className="cc-card-head", children=[
+            html.H2("事项统计", className="cc-card-title"),
+            html.Span("受理量按登记日期；化解率、满意率、按期办结率按办结日期；与之前同样天数的上期比较",
+                      id=ids.COMMAND_STATS_NOTE, className="cc-card-note"),
+        ]),
+        html.Div(className="cc-stats-controls", children=[
+            html.Label(["统计维度", html.Select(id=ids.COMMAND_STATS_BY, className="cc-input",
+                                            children=[html.Option(label, value=code)
+                                                      for code, label in stats.BY.items()])]),
+            html.Label(["统计周期", html.Select(id=ids.COMMAND_STATS_PERIOD, className="cc-input",
+                                            children=[html.Option(label, value=code)
+                                                      for code, label in PERIODS])]),
+            html.Label(["起始日期", dcc.Input(id=ids.COMMAND_STATS_FROM, type="date", value=start,
+                                          className="cc-input", debounce=True)]),
+            html.Label(["截止日期", dcc.Input(id=ids.COMMAND_STATS_TO, type="date", value=end,
+                                          className="cc-input", debounce=True)]),
+            html.Div(className="cc-stats-downloads", children=[
+                html.Span("下载统计表", className="cc-stats-dl-label"),
+                html.A("CSV", id=ids.COMMAND_STATS_CSV, className="cc-btn cc-btn-small",
+                       href=_href("/api/v1/stats/matters", start, end, "csv", "dept")),
+                html.A("Excel", id=ids.COMMAND_STATS_XLSX, className="cc-btn cc-btn-small",
+                       href=_href("/api/v1/stats/matters", start, end, "xlsx", "dept")),
+                html.Span("下载事项清单", className="cc-stats-dl-label"),
+                html.A("CSV", id=ids.COMMAND_MATTERS_CSV, className="cc-btn cc-btn-small",
+                       href=_href("/api/v1/matters/export", start, end, "csv")),
+                html.A("Excel", id=ids.COMMAND_MATTERS_XLSX, className="cc-btn cc-btn-small",
+                       href=_href("/api/v1/matters/export", start, end, "xlsx")),
+            ]),
+        ]),
+        html.Div(id=ids.COMMAND_STATS_TABLE, className="cc-stats-table"),
+    ])
+
+
+def _href(path: str, start: str, end: str, fmt: str, by: str | None = None) -> str:
+    return f"{path}?from={start}&to={end}" + (f"&by={by}" if by else "") + f"&format={fmt}"
 
 
 def with_brief_form(head: html.Header) -> html.Header:

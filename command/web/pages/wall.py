@@ -8,7 +8,7 @@ it listens on Socket.IO `/live`, fills gaps with `since`, and changes the compon
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dash
 import plotly.graph_objects as go
@@ -18,6 +18,9 @@ from flask import current_app
 from command.clock import SHANGHAI
 from command.db import last_seq
 from command.incidents import service as incidents_service
+from command.matters import stats
+from command.risk import trends
+from command.risk.score import NOT_COUNTED
 from command.units import service as units_service
 from command.web import ids, theme, ticker
 from command.web import wall_risk
@@ -25,7 +28,6 @@ from command.web.auth import page_user
 from layers import figures
 from layers import theme as layer_theme
 
-WINDOW = timedelta(hours=24)
 FEED_CAP = 200
 OUTSIDE_CAP = 50
 WALL_TITLE = "社会治理综合指挥中心 · 态势一张图"
@@ -41,6 +43,11 @@ KPIS = (
     (ids.KPI_MAJOR, "Ⅰ–Ⅱ级事件", theme.SEVERITY_COLORS[2]),
     (ids.KPI_OUTSIDE, "辖区外事件", theme.OUTSIDE_COLOR),
 )
+# the matter tiles: the center's figures (command.matters.stats), the same as the API's
+MATTER_KPIS = (
+    (ids.KPI_MATTERS_TODAY, "今日受理事项", "#7dd3a8"),
+    (ids.KPI_RESOLUTION_MONTH, "本月化解率", "#f5c451"),
+)
 MAP_CONFIG = {"displaylogo": False, "scrollZoom": True, "displayModeBar": False,
               "responsive": True}
 CHART_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True,
@@ -48,7 +55,7 @@ CHART_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": Tru
 
 # Fields of an incident the page needs (the reporter and the phone never reach the wall).
 _WIRE_FIELDS = ("id", "seq", "type", "type_label", "severity", "title", "occurred_at",
-                "received_at", "lon", "lat", "township", "grid", "outside")
+                "received_at", "lon", "lat", "township", "grid", "outside", "status")
 
 
 def layout(**_):
@@ -61,8 +68,9 @@ def layout(**_):
         locator = core.units.current(session)
         units = units_service.load_gdf(session)
         incidents = [] if principal is None else incidents_service.recent(
-            session, after=now - WINDOW, locator=locator, principal=principal)
+            session, after=window_start(now), locator=locator, principal=principal)
         trends = wall_risk.opening_trends(session, now=now, principal=principal)
+        tiles = matter_tiles(session, principal, now=now)
     incidents = [{k: i.get(k) for k in _WIRE_FIELDS} for i in incidents]
     today = now.astimezone(SHANGHAI).date().isoformat()
     county = _county_name(units)
@@ -75,7 +83,6 @@ def layout(**_):
         "ids": {name.lower(): getattr(ids, name) for name in dir(ids) if name.isupper()},
         "last_seq": seq,
         "now": int(now.timestamp() * 1000),
-        "window_ms": int(WINDOW.total_seconds() * 1000),
         "feed_cap": FEED_CAP,
         "outside_cap": OUTSIDE_CAP,
         "trace_offset": figures.INCIDENT_TRACE_OFFSET,
@@ -92,8 +99,10 @@ def layout(**_):
         "incidents": incidents,
         "feed": [i["id"] for i in feed],
         "outside": [i["id"] for i in outside],
+        "matter_tiles": tiles,
     }
     kpis = kpi_counts(incidents, today)
+    shown = [i for i in incidents if counted(i)]
     map_figure = _map_figure(units, incidents)
     risk_traces = wall_risk.add_map_layers(map_figure)  # after the live traces: indices stay
     return html.Div(className="wall", lang="zh-CN", children=[
@@ -103,10 +112,12 @@ def layout(**_):
         html.Main(className="wall-body", children=[
             html.Section(className="wall-col wall-left", children=[
                 _panel("今日态势", html.Div(className="kpi-grid", children=[
-                    _kpi(kid, label, accent, kpis[kid]) for kid, label, accent in KPIS
+                    *[_kpi(kid, label, accent, kpis[kid]) for kid, label, accent in KPIS],
+                    *[_kpi(kid, label, accent, tile_text(kid, tiles), extra="kpi-matter")
+                      for kid, label, accent in MATTER_KPIS],
                 ]), extra="panel-kpi"),
                 _panel("各乡镇（街道）事件分布", dcc.Graph(
-                    id=ids.TOWNSHIP_CHART, figure=township_figure(townships, incidents),
+                    id=ids.TOWNSHIP_CHART, figure=township_figure(townships, shown),
                     config=CHART_CONFIG, className="chart"), note="近24小时",
                     extra="panel-chart"),
                 _panel("事件趋势", wall_risk.trend_body(trends), note=wall_risk.trend_switch(),
@@ -120,7 +131,7 @@ def layout(**_):
                     ticker.mount(principal, mode="wall", element_id=ids.ALERT_STRIP),
                     wall_risk.map_overlay(),
                 ]), note=[wall_risk.mode_switch(), html.Span("近24小时 "),
-                          html.Span(str(len(incidents)), id=ids.MAP_COUNT, className="map-count"),
+                          html.Span(str(len(shown)), id=ids.MAP_COUNT, className="map-count"),
                           html.Span(" 起")], extra="panel-map"),
             ]),
             html.Section(className="wall-col wall-right", children=[
@@ -145,9 +156,20 @@ def _newest(incidents: list[dict], cap: int) -> list[dict]:
     return sorted(incidents, key=lambda i: (i["received_at"], i["seq"]), reverse=True)[:cap]
 
 
+def window_start(now: datetime) -> datetime:
+    """The start of the screen's 近24小时: the trend panel's 24 hours ending with the one running
+    (command/risk/trends.py), so the map, the township chart and the panel count the same."""
+    return trends.window(now, "24h").start
+
+
+def counted(incident: dict) -> bool:
+    """Merged duplicates and false alarms stay on the map but are not counted (as in trends)."""
+    return incident.get("status") not in NOT_COUNTED
+
+
 def kpi_counts(incidents: list[dict], today: str) -> dict[str, int]:
     """Count today's incidents (occurred_at's date in Asia/Shanghai) per KPI tile."""
-    todays = [i for i in incidents if str(i["occurred_at"])[:10] == today]
+    todays = [i for i in incidents if str(i["occurred_at"])[:10] == today and counted(i)]
     return {
         ids.KPI_TOTAL: len(todays),
         ids.KPI_EMERGENCY: sum(i["type"] == "emergency" for i in todays),
@@ -238,8 +260,29 @@ def _panel(title: str, body, *, note=None, extra: str = "") -> html.Div:
     ])
 
 
-def _kpi(kid: str, label: str, accent: str, value: int) -> html.Div:
-    return html.Div(className=f"kpi {kid}", style={"--accent": accent}, children=[
+def matter_tiles(session, principal, *, now) -> dict | None:
+    """Today's 受理 and this month's 化解率, from the figures (None: no user, or no scope)."""
+    if principal is None:
+        return None
+    try:
+        where = stats.scope(principal)
+    except Exception:  # a role without figures
+        return None
+    return stats.today_and_month(session, now=now, where=where)
+
+
+def tile_text(kid: str, tiles: dict | None) -> str:
+    """What a matter tile shows: a count, or a rate as a percentage (— without one)."""
+    if tiles is None:
+        return "—"
+    if kid == ids.KPI_MATTERS_TODAY:
+        return str(tiles["registered_today"])
+    rate = tiles["resolution_rate_month"]
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _kpi(kid: str, label: str, accent: str, value, extra: str = "") -> html.Div:
+    return html.Div(className=f"kpi {kid} {extra}".strip(), style={"--accent": accent}, children=[
         html.Div(label, className="kpi-label"),
         html.Div(str(value), id=kid, className="kpi-value"),
     ])
