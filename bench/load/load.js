@@ -112,6 +112,8 @@ function feeds() {
     sent += count;
     sock.timeout(60000).emit("report", batch, (err, acks) => {
       if (err) { out.errors += 1; return; }
+      // a list refused as a whole (e.g. `unavailable` while a process shuts down) is one object
+      if (!Array.isArray(acks)) { out.errors += 1; return; }
       for (const a of acks) {
         if (a.ok) out.acks.push([a.incident.seq, a.incident.township ? a.incident.township.code : null, t]);
         else out.errors += 1;
