@@ -241,6 +241,9 @@ def test_two_processes_behind_nginx_with_tls(deployment, clients):
                      timeout=10).headers["X-Request-ID"] == "county-abc.1"
     made = https.get(nginx.url + "/healthz", timeout=10).headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", made)  # nginx's $request_id
+    deadline = time.monotonic() + 5  # nginx logs a request once its answer has gone
+    while time.monotonic() < deadline and made not in nginx.access_log():
+        time.sleep(0.1)
     assert made in nginx.access_log()
     plain = requests.get(f"http://127.0.0.1:{nginx.http_port}/", allow_redirects=False,
                          timeout=10)
