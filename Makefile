@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-DEBIAN_TEST_PACKAGES := chromium chromium-driver fonts-noto-cjk redis-server postgresql
+DEBIAN_TEST_PACKAGES := chromium chromium-driver fonts-noto-cjk redis-server postgresql nginx
 
-.PHONY: run test bench fuzz install system-deps clean
+.PHONY: run test bench bench-load fuzz install system-deps wheelhouse clean
 
 run: $(STAMP)
 	$(PY) -m command.cli demo
@@ -47,5 +47,17 @@ fuzz: system-deps $(STAMP)
 	CMDCENTER_FUZZ_EXAMPLES=$${CMDCENTER_FUZZ_EXAMPLES:-1200} CMDCENTER_FUZZ_RANDOM=1 \
 	  $(PY) -m pytest -q tests/test_hostile.py
 
+# a county's peak, 2,000 screens, a reconnect storm: serve --workers 2 behind nginx (TLS) on
+# PostgreSQL and Redis, Node clients (bench/load); not part of `make test`
+bench-load: system-deps $(STAMP)
+	cd bench/load && npm ci --no-audit --no-fund --silent
+	$(PY) -m bench.load
+
+# every wheel the product needs, for servers without a package index (README: "Offline install")
+wheelhouse: $(PY)
+	rm -rf wheelhouse
+	$(PY) -m pip wheel --quiet . -w wheelhouse/
+	@ls wheelhouse | wc -l | xargs printf "wheelhouse/: %s wheels; install with: pip install --no-index --find-links wheelhouse cmdcenter\n"
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache wheelhouse

@@ -93,9 +93,12 @@ def _positive(value: str) -> float:
 
 
 def cmd_serve(args, *, demo: bool = False) -> int:
+    workers = getattr(args, "workers", None)
+    if workers is not None:
+        return cmd_serve_workers(args, workers)
     from command.web.app import create_app, run_background, serve
 
-    settings = _settings(args, host=args.host, port=args.port)
+    settings = _settings(args, host=args.host, port=args.port, node=getattr(args, "node", None))
     _check_port(settings.host, settings.port)
     # the demo writes its past first: the background jobs would see matters half way through
     app, core = create_app(settings, start_background=not demo)
@@ -117,6 +120,38 @@ def cmd_serve(args, *, demo: bool = False) -> int:
         serve(app, settings)
     finally:
         core.close()
+    return 0
+
+
+def cmd_serve_workers(args, workers: int) -> int:
+    """N supervised server processes on ports P … P+N−1 (see command.ops.workers)."""
+    from command.core import Core
+    from command.ops.workers import Launcher, check_shared
+
+    settings = _settings(args, host=args.host, port=args.port, node=args.node)
+    check_shared(settings)
+    if workers < 1:
+        raise config_mod.ConfigError(f"--workers must be 1 or more, got {workers}")
+    for i in range(workers):
+        _check_port(settings.host, settings.port + i)
+    Core(settings).close()  # migrate (and seed) once, before any worker starts
+    launcher = Launcher(settings, workers, node=settings.node or "n",
+                        data_dir=getattr(args, "data_dir", None))
+    return launcher.run()
+
+
+def cmd_migrate(args) -> int:
+    """Bring the database's schema to this version (and seed a fresh one), then exit."""
+    from command.core import Core
+    from command.db import last_revision
+
+    settings = _settings(args)
+    core = Core(settings)
+    try:
+        revision = last_revision(core.engine)
+    finally:
+        core.close()
+    print(f"cmdcenter: schema at revision {revision} in {config_mod.mask_url(settings.db_url)}")
     return 0
 
 
@@ -512,6 +547,14 @@ def _parser() -> argparse.ArgumentParser:
         p = add(name, (lambda a, d=demo: cmd_serve(a, demo=d)), text)
         p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=None, help="port (default 8050)")
+        p.add_argument("--node", default=None, metavar="NAME",
+                       help="this process's name in the Socket.IO session ids it issues, for "
+                            "nginx to route by (letters and digits; default CMDCENTER_NODE); "
+                            "with --workers, the children are NAME0, NAME1, … (default n)")
+        if not demo:
+            p.add_argument("--workers", type=int, default=None, metavar="N",
+                           help="run N server processes on ports PORT … PORT+N−1 behind nginx, "
+                                "supervised (needs PostgreSQL and Redis; see deploy/)")
         if demo:
             p.add_argument("--rate", type=_positive, default=None, metavar="R",
                            help="ordinary traffic in reports/s, drawn from the history's model "
@@ -630,6 +673,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", metavar="K", default=None,
                    help="the deployment's secret key file, when the archive does not hold it "
                         "(or set CMDCENTER_SECRET_KEY)")
+
+    add("migrate", cmd_migrate,
+        "bring the database's schema up to this version, then exit (run it before starting "
+        "several processes; they also take a lock and migrate once)")
 
     p = add("simulate", cmd_simulate, "connect as a feed and send realistic reports")
     p.add_argument("--url", default="http://127.0.0.1:8050")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -65,6 +66,9 @@ class Settings:
     # GET /metrics: a bearer token, and/or CIDRs matched against the TCP peer (comma-separated)
     metrics_token: str | None = field(default=None, repr=False)
     metrics_allow: str | None = None
+    # this process's name in the Engine.IO session ids it issues ("<node>.<random>"), which
+    # nginx routes polling requests by (deploy/nginx): letters and digits, unique per deployment
+    node: str | None = None
 
     @property
     def db_url(self) -> str:
@@ -111,7 +115,13 @@ def load(**overrides) -> Settings:
     return settings
 
 
+_NODE = re.compile(r"[A-Za-z0-9]{1,32}")
+
+
 def _check_urls(settings: Settings) -> None:
+    if settings.node is not None and not _NODE.fullmatch(settings.node):
+        raise ConfigError(f"CMDCENTER_NODE must be 1 to 32 letters or digits, got "
+                          f"{settings.node!r}")
     if settings.database_url:
         scheme = urlsplit(settings.database_url).scheme
         if not scheme.startswith(("postgresql", "postgres", "sqlite")):

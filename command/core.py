@@ -9,11 +9,12 @@ from command import config as config_mod
 from command.bus import Bus, make_bus
 from command.clock import Clock
 from command import keys
-from command.db import get_meta, make_engine, make_sessionmaker, migrate, set_meta
+from command.db import (get_meta, make_engine, make_sessionmaker, migrate, set_meta,
+                        startup_lock)
 from command.matters import categories
 from command.matters import rules as matter_rules
 from command.incidents.flows import IngestFlow
-from command.ratelimit import RateLimiter
+from command.ratelimit import make_limiter
 from command.units import service as units_service
 from command.units.registry import UnitRegistry
 
@@ -42,7 +43,6 @@ class Core:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # files, and the key file
         self.engine = make_engine(settings.db_url)
-        migrate(self.engine)
         self.read = make_sessionmaker(self.engine)
         self.write = make_sessionmaker(self.engine, write=True)
         departments = units_service.DEPARTMENTS
@@ -51,11 +51,14 @@ class Core:
                 departments = units_service.parse_departments(settings.departments)
             except ValueError as exc:
                 raise config_mod.ConfigError(f"CMDCENTER_DEPARTMENTS: {exc}") from None
-        with self.write() as session, session.begin():
-            if seed_demo and units_service.ensure_demo(session):
-                log.info("no units stored: loaded the built-in demo county")
-            units_service.ensure_departments(session, departments)
-        self.keyring = self._open_keyring()
+        # N processes starting together: one migrates and seeds, the others wait and find it done
+        with startup_lock(self.engine, settings.data_dir):
+            migrate(self.engine)
+            with self.write() as session, session.begin():
+                if seed_demo and units_service.ensure_demo(session):
+                    log.info("no units stored: loaded the built-in demo county")
+                units_service.ensure_departments(session, departments)
+            self.keyring = self._open_keyring()
         try:
             self.matter_rules = matter_rules.load(settings.matter_rules or None)
         except (OSError, ValueError) as exc:
@@ -107,7 +110,8 @@ class Core:
             s = self.settings
             self._ingest = IngestFlow(
                 self.write, self.units, self.bus, self.clock,
-                RateLimiter(s.rate_per_second, s.rate_burst), max_list=s.max_list,
+                make_limiter(s.redis_url, s.rate_per_second, s.rate_burst,
+                             prefix=s.redis_prefix), max_list=s.max_list,
                 max_future=timedelta(seconds=s.future_tolerance_seconds), keyring=self.keyring,
                 observer=self.metrics)
         return self._ingest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -116,6 +117,52 @@ def migrate(engine: Engine) -> None:
         finally:
             if raw is not None:
                 raw.execute("PRAGMA foreign_keys=ON")
+
+
+def last_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def startup_lock(engine: Engine, data_dir: Path):
+    """Hold the deployment's start-up lock: processes starting together migrate and seed one
+    after the other (the later ones find the work done).
+
+    PostgreSQL: a session advisory lock on a connection of its own (a process that dies frees
+    it at once); SQLite: an exclusive `flock` on `startup.lock` beside the database.
+    """
+    if engine.dialect.name == "postgresql":
+        import hashlib
+
+        key = int.from_bytes(hashlib.sha256(b"cmdcenter:startup").digest()[:8], "big",
+                             signed=True)
+        # a NullPool engine: closing the connection really ends the session (and the lock)
+        locker = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+        try:
+            with locker.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        finally:
+            locker.dispose()
+        return
+    import fcntl
+    import os
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(data_dir) / "startup.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing frees the flock
 
 
 def utcnow() -> datetime:

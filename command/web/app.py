@@ -115,6 +115,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
         server, async_mode="threading", path="socket.io", max_http_buffer_size=engineio_limit,
         ping_interval=10, ping_timeout=20, json=payload.StrictJSON)
     sockets.install_guard(sockets.socketio, settings.max_message_bytes)
+    sockets.mark_sids(sockets.socketio, settings.node)
     sockets.register(sockets.socketio)
     sockets.subscribe(sockets.socketio, core.bus, settings.live_flush_ms / 1000,
                       parent_of=lambda code: _parent(core, code),
@@ -170,12 +171,19 @@ def _parent(core: Core, code: str) -> str | None:
 
 def _stored_secret(core: Core) -> str:
     """The session-signing key kept in the database: sessions survive restarts, any process."""
-    with core.write() as session, session.begin():
-        key = get_meta(session, "secret_key")
-        if key is None:
-            key = secrets.token_hex(32)
-            set_meta(session, "secret_key", key)
-    return key
+    import sqlalchemy.exc
+
+    for _attempt in range(3):
+        try:
+            with core.write() as session, session.begin():
+                key = get_meta(session, "secret_key")
+                if key is None:
+                    key = secrets.token_hex(32)
+                    set_meta(session, "secret_key", key)
+            return key
+        except sqlalchemy.exc.IntegrityError:  # another process stored one a moment ago: use it
+            continue
+    raise RuntimeError("could not store the session key")
 
 
 def serve(app: dash.Dash, settings: Settings) -> None:

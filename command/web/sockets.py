@@ -398,6 +398,25 @@ def install_guard(sio: SocketIO, max_bytes: int) -> None:
     server._handle_event = checked_event
 
 
+def mark_sids(sio: SocketIO, node: str | None) -> None:
+    """Issue Engine.IO session ids as `<node>.<random>`.
+
+    A client that starts with long-polling sends every later request with `?sid=…`; behind
+    nginx with several processes, each request must reach the process holding that session.
+    nginx maps the sid's prefix to its process (deploy/nginx/cmdcenter.conf), so stickiness
+    needs neither cookies nor the client's address. The websocket upgrade carries the sid too.
+    """
+    if not node:
+        return
+    eio = sio.server.eio
+    plain = eio.generate_id
+
+    def generate_id() -> str:
+        return f"{node}.{plain()}"
+
+    eio.generate_id = generate_id
+
+
 def connected_counts(sio: SocketIO) -> dict[str, int]:
     """Clients connected to this process, per namespace."""
     server = sio.server

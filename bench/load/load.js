@@ -1,0 +1,174 @@
+// Load generator for `make bench-load` (bench/load.py drives it): one Node process holds many
+// socket.io clients of one kind and writes what it measured to a JSON file when told to stop
+// (SIGTERM). Node is used so the generator is not the bottleneck: an event loop per process, no
+// interpreter lock, ~100 kB a client.
+//
+//   node load.js CONFIG.json
+//
+// CONFIG: {"kind": "screens"|"phones"|"feeds"|"orders", "url", "ca", ...} (see each kind below).
+// Every second it prints one line {"connected": n, "ready": n, "sent": n} for the driver.
+"use strict";
+
+const fs = require("fs");
+const https = require("https");
+const { io } = require("socket.io-client");
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const ca = cfg.ca ? fs.readFileSync(cfg.ca) : undefined;
+const agent = new https.Agent({ ca, keepAlive: true, maxSockets: 64 });
+const transports = cfg.transports || ["websocket"]; // what our own pages use
+const now = () => Date.now();
+
+function connect(namespace, auth) {
+  return io(cfg.url + namespace, {
+    transports, auth, ca, agent: false, forceNew: true, rejectUnauthorized: true,
+    reconnectionDelay: 500, reconnectionDelayMax: 5000, randomizationFactor: 0.5,
+    timeout: 60000,
+  });
+}
+
+const latencies = []; // ms, every measured delivery of this process
+let connected = 0;
+let ready = 0; // connected and caught up (screens) / connected (others)
+let sent = 0;
+const out = { kind: cfg.kind, latencies, clients: [], errors: 0, reconnects: 0, acks: [] };
+
+// --- screens: /live, every incident kept by seq; after a reconnect, `since` from the last seq
+// seen before it, page by page (what the wall does) ----------------------------------------------
+function screen(spec) {
+  const me = { unit: spec.unit, scope: spec.scope, seqs: new Set(), last: 0, connects: 0,
+               upAt: 0 };
+  out.clients.push(me);
+  const sock = connect("/live", { token: spec.token });
+  let up = false;
+  sock.on("incidents", (items) => {
+    const t = now();
+    for (const it of items) {
+      me.seqs.add(it.seq);
+      if (it.seq > me.last) me.last = it.seq;
+      const m = /^b\d+-\d+-(\d+)$/.exec(it.source_id || "");
+      if (m) latencies.push(t - Number(m[1]));
+    }
+  });
+  sock.on("connect", () => {
+    me.connects += 1;
+    connected += 1;
+    up = true;
+    if (me.connects === 1) { ready += 1; me.upAt = now(); return; }
+    out.reconnects += 1;
+    const start = me.last;
+    const page = (seq) => sock.timeout(30000).emit("since", { seq }, (err, answer) => {
+      if (err || !answer || !answer.items) { out.errors += 1; setTimeout(() => page(seq), 1000); return; }
+      for (const it of answer.items) { me.seqs.add(it.seq); if (it.seq > me.last) me.last = it.seq; }
+      if (answer.items.length) page(answer.last_seq);
+      else { ready += 1; me.upAt = now(); }
+    });
+    page(start);
+  });
+  sock.on("disconnect", () => { if (up) { connected -= 1; ready -= 1; up = false; } });
+  sock.on("connect_error", (err) => { out.errors += 1; if (out.errors <= 3) console.error("screen connect_error", err.message); });
+}
+
+// --- phones: /field, an order's instruction carries the time it was sent -------------------------
+function phone(spec) {
+  const sock = connect("/field", { token: spec.token });
+  let up = false;
+  let since = 0;
+  sock.on("connect", () => { connected += 1; ready += 1; up = true; since = now(); });
+  sock.on("disconnect", () => { if (up) { connected -= 1; ready -= 1; up = false; } });
+  sock.on("connect_error", () => { out.errors += 1; });
+  sock.on("orders", (nodes) => {
+    const t = now();
+    for (const n of nodes) {
+      const m = /bench:(\d+)/.exec(n.instruction || "");
+      // a node sent again on connect, or changed later, is not a new delivery
+      if (m && n.state === "issued" && Number(m[1]) >= since) latencies.push(t - Number(m[1]));
+    }
+  });
+}
+
+// --- feeds: /feed, reports at a rate in small batches, with a burst; every ack kept -------------
+function feeds() {
+  const socks = cfg.tokens.map((token) => {
+    const s = connect("/feed", { token });
+    s.on("connect", () => { connected += 1; ready += 1; });
+    s.on("disconnect", () => { connected -= 1; ready -= 1; });
+    s.on("connect_error", (err) => { out.errors += 1; if (out.errors < 5) console.error("feed connect_error", err.message); });
+    return s;
+  });
+  let n = 0;
+  const place = () => cfg.places[Math.floor(Math.random() * cfg.places.length)];
+  function send(i, count) {
+    const sock = socks[i % socks.length];
+    if (!sock.connected) { out.errors += 1; return; }
+    const t = now();
+    const batch = [];
+    for (let k = 0; k < count; k++) {
+      const [lon, lat] = place();
+      n += 1;
+      batch.push({ id: `b${i % socks.length}-${n}-${t}`, type: "complaint", occurred_at: new Date(t).toISOString(),
+                   lon, lat, title: `压测 ${n}`, severity: 4 });
+    }
+    sent += count;
+    sock.timeout(60000).emit("report", batch, (err, acks) => {
+      if (err) { out.errors += 1; return; }
+      // a list refused as a whole (e.g. `unavailable` while a process shuts down) is one object
+      if (!Array.isArray(acks)) { out.errors += 1; return; }
+      for (const a of acks) {
+        if (a.ok) out.acks.push([a.incident.seq, a.incident.township ? a.incident.township.code : null, t]);
+        else out.errors += 1;
+      }
+    });
+  }
+  // `rate` reports/s spread over the feeds, one report per emit (each feed ~ rate/feeds per s)
+  let tick = 0;
+  const every = 1000 / cfg.rate;
+  let started = 0;
+  const timer = () => {
+    if (!started) started = now();
+    const due = Math.floor((now() - started) / every);
+    while (tick < due) { send(tick, 1); tick += 1; }
+  };
+  setTimeout(() => setInterval(timer, 10), cfg.delay_ms || 0);
+  if (cfg.burst) setTimeout(() => send(0, cfg.burst), cfg.burst_at_ms);
+}
+
+// --- orders: the leader issues one order a second to a random grid (REST, through nginx) ---------
+function orders() {
+  connected = ready = 1;
+  const post = () => {
+    const grid = cfg.grids[Math.floor(Math.random() * cfg.grids.length)];
+    const incident = cfg.incidents[sent % cfg.incidents.length];
+    const t = now();
+    const body = JSON.stringify({ incident_id: incident, targets: [grid],
+                                  instruction: `压测指令 bench:${t}` });
+    const req = https.request(cfg.url + "/api/v1/orders", {
+      method: "POST", agent, headers: { "Content-Type": "application/json",
+        Authorization: `Bearer ${cfg.token}`, "Content-Length": Buffer.byteLength(body) },
+    }, (res) => { res.resume(); if (res.statusCode >= 300) out.errors += 1; });
+    req.on("error", () => { out.errors += 1; });
+    req.end(body);
+    sent += 1;
+  };
+  setTimeout(() => setInterval(post, 1000), cfg.delay_ms || 0);
+}
+
+if (cfg.kind === "screens") cfg.clients.forEach((spec, i) => setTimeout(() => screen(spec), i * (cfg.spread_ms || 0)));
+else if (cfg.kind === "phones") cfg.clients.forEach((spec, i) => setTimeout(() => phone(spec), i * (cfg.spread_ms || 0)));
+else if (cfg.kind === "feeds") feeds();
+else if (cfg.kind === "orders") orders();
+else throw new Error(`unknown kind ${cfg.kind}`);
+
+const status = setInterval(() => {
+  process.stdout.write(JSON.stringify({ connected, ready, sent, errors: out.errors }) + "\n");
+}, 1000);
+
+process.on("SIGUSR2", () => { out.marked = latencies.length; });
+
+process.on("SIGTERM", () => {
+  clearInterval(status);
+  for (const c of out.clients) { c.seqs = Array.from(c.seqs); }
+  out.sent = sent;
+  fs.writeFileSync(cfg.out, JSON.stringify(out));
+  process.exit(0);
+});
