@@ -116,6 +116,11 @@ class Core:
         """Report messages waiting for the ingest writer (0 before the first report)."""
         return self._ingest.queued() if self._ingest is not None else 0
 
+    def drain_ingest(self, timeout: float) -> None:
+        """Refuse new reports; store and answer what the ingest writer has queued."""
+        if self._ingest is not None:
+            self._ingest.close(timeout)
+
     def locator(self):
         """The current Locator."""
         with self.read() as session:

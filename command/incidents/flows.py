@@ -66,6 +66,7 @@ class IngestFlow:
         self._max_future = max_future
         self._keyring = keyring
         self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
 
@@ -83,6 +84,9 @@ class IngestFlow:
                                                f"reports, got {len(raws)}")
             if not raws:
                 return []
+            if self._closing:
+                raise DomainError("unavailable", "the server is shutting down; send again "
+                                                 "after reconnecting")
             if not self._limiter.take(source.key, len(raws)):
                 who = f"feed {source.feed_name!r}" if source.user is None else "this user"
                 raise DomainError("rate_limited", f"{who} is over the rate limit; retry in a "
@@ -100,15 +104,17 @@ class IngestFlow:
         """Messages waiting for the writer."""
         return self._queue.qsize()
 
-    def close(self) -> None:
-        """Finish what is queued and stop the writer."""
+    def close(self, timeout: float = 10) -> None:
+        """Refuse new reports, store and answer what is queued, and stop the writer."""
+        self._closing = True
         self._queue.put(None)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=timeout)
 
     def _run(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
+                self._refuse_late()
                 return
             jobs, size = [job], len(job.raws)
             while size < MAX_GROUP:
@@ -122,6 +128,17 @@ class IngestFlow:
                 jobs.append(more)
                 size += len(more.raws)
             self._write(jobs)
+
+    def _refuse_late(self) -> None:
+        """Answer jobs queued behind the stop (none normally: submit refuses once closing)."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.future.set_exception(DomainError(
+                    "unavailable", "the server is shutting down; send again after reconnecting"))
 
     def _write(self, jobs: list[_Job]) -> None:
         try:

@@ -35,6 +35,41 @@ def core():
     return current_app.extensions["cmdcenter"]
 
 
+class _InFlight:
+    """Events being handled right now (a graceful shutdown lets them finish and answer)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._count -= 1
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no event is being handled (or `timeout`); say whether none is."""
+        deadline = time.monotonic() + timeout
+        while self._count > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self._count <= 0
+
+
+IN_FLIGHT = _InFlight()
+
+
+def drain(c, timeout: float) -> None:
+    """For a graceful shutdown: refuse new reports, store and answer what is queued, and let
+    the events being handled finish (within `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    c.drain_ingest(timeout)
+    if not IN_FLIGHT.wait_idle(max(0.0, deadline - time.monotonic())):
+        log.warning("shutting down with events still being handled")
+
+
 class AckingNamespace(Namespace):
     """A namespace whose events each take one argument and always answer.
 
@@ -43,6 +78,10 @@ class AckingNamespace(Namespace):
     """
 
     def trigger_event(self, event, *args):
+        with IN_FLIGHT:
+            return self._logged(event, *args)
+
+    def _logged(self, event, *args):
         sid = args[0] if args else None
         environ = self.socketio.server.get_environ(sid, namespace=self.namespace) if sid else None
         with reqlog.socket_event(self.namespace, event, environ,
