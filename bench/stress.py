@@ -158,7 +158,7 @@ def feed_reports(url: str, token: str, *, rate: float, seconds: float, prefix: s
 
 
 def run(*, screens: int = 2000, rate: float = 10.0, seconds: float = 60.0, node_procs: int = 2,
-        postgres: bool = False, env: dict[str, str] | None = None) -> dict:
+        postgres: bool = False, env: dict[str, str] | None = None, keep: bool = False) -> dict:
     """Run the scenario once; return its figures."""
     ensure_node_client()
     tmp = Path(tempfile.mkdtemp(prefix="cmdcenter-stress-"))
@@ -196,7 +196,10 @@ def run(*, screens: int = 2000, rate: float = 10.0, seconds: float = 60.0, node_
         server.stop()
         if database is not None:
             _drop_postgres(database[1])
-        shutil.rmtree(tmp, ignore_errors=True)
+        if keep:
+            print(f"bench: kept {tmp} (server log: {server.log})", flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     histogram: dict[int, int] = {}
     for part in parts:
         for ms, count in part["histogram"].items():
@@ -267,9 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true",
                         help="a fresh database on CMDCENTER_BENCH_POSTGRES "
                              "(default postgresql://postgres@127.0.0.1:5432/test)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (server log)")
     args = parser.parse_args(argv)
     result = run(screens=args.screens, rate=args.rate, seconds=args.seconds,
-                 node_procs=args.node_procs, postgres=args.postgres)
+                 node_procs=args.node_procs, postgres=args.postgres, keep=args.keep)
     print(summary(result))
     return 0 if result["p99_ms"] <= TARGET_P99_MS and result["lost"] == 0 else 1
 
