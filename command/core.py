@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from command import config as config_mod
+from command import config as config_mod, green
 from command.bus import Bus, make_bus
 from command.clock import Clock
 from command import keys
@@ -109,7 +109,7 @@ class Core:
                 self.write, self.units, self.bus, self.clock,
                 RateLimiter(s.rate_per_second, s.rate_burst), max_list=s.max_list,
                 max_future=timedelta(seconds=s.future_tolerance_seconds), keyring=self.keyring,
-                observer=self.metrics)
+                observer=self.metrics, run_blocking=green.offload)
         return self._ingest
 
     def ingest_queue_depth(self) -> int:

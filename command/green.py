@@ -52,3 +52,18 @@ def active() -> bool:
     from gevent import monkey
 
     return monkey.is_module_patched("socket")
+
+
+def offload(fn, *args):
+    """`fn(*args)` on one of gevent's native threads when serving on gevent, else right here.
+
+    For work that blocks in C without yielding to the hub: SQLite's file I/O (a checkpoint's
+    fsync on a busy disk stalls every connection of the process otherwise) and CPU-heavy
+    library code. The calling greenlet waits; the others keep running. Code run this way must
+    not use sockets made in the hub's thread (Redis connections): gevent ties them to it.
+    """
+    if not active():
+        return fn(*args)
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(fn, args)

@@ -55,8 +55,11 @@ class IngestFlow:
     def __init__(self, sessions: sessionmaker[Session], units: UnitRegistry, bus: Bus,
                  clock: Clock, limiter: RateLimiter, *, max_list: int = 1000,
                  max_future: timedelta = timedelta(minutes=5), keyring=None,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, run_blocking=None) -> None:
         self._observer = observer or Observer()
+        # how a group's transaction is run: in this thread, or handed to a native thread when
+        # the process serves on gevent (command.green.offload)
+        self._run_blocking = run_blocking or (lambda fn, *args: fn(*args))
         self._sessions = sessions
         self._units = units
         self._bus = bus
@@ -142,13 +145,13 @@ class IngestFlow:
 
     def _write(self, jobs: list[_Job]) -> None:
         try:
-            results, published = self._store(jobs)
+            results, published = self._run_blocking(self._store, jobs)
         except Exception:
             log.warning("group commit failed; retrying request by request", exc_info=True)
             results, published = [], []
             for job in jobs:
                 try:
-                    (outcome,), new = self._store([job])
+                    (outcome,), new = self._run_blocking(self._store, [job])
                     results.append(outcome)
                     published.extend(new)
                 except Exception as exc:  # noqa: BLE001 - the request gets the error
