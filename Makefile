@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEBIAN_TEST_PACKAGES := chromium chromium-driver fonts-noto-cjk redis-server postgresql nginx
 
-.PHONY: run test bench bench-load fuzz install system-deps wheelhouse clean
+.PHONY: run test bench bench-load bench-stress fuzz install system-deps wheelhouse clean
 
 run: $(STAMP)
 	$(PY) -m command.cli demo
@@ -41,6 +41,11 @@ test: system-deps $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# the Stress scenario: 2,000 /live screens (Node socket.io-client, npm-installed into bench/stress)
+# while a feed reports 10/s, on one server process; not part of make test
+bench-stress: $(STAMP)
+	$(PY) -m bench.stress
 
 # the hostile-input properties of make test, with a random seed and 20x the examples
 fuzz: system-deps $(STAMP)

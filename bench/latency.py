@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+TARGET_P99_MS = 100.0
+
 
 @dataclass
 class LatencyResult:
@@ -83,3 +85,44 @@ def measure(url: str, token: str, *, reader_token: str, rate: float = 200.0,
     latencies = [(arrived[k] - emitted[k]) * 1000 for k in arrived]
     ack_ms = [(acked[k] - emitted[k]) * 1000 for k in acked]
     return LatencyResult(sent=n, seen=len(arrived), latencies_ms=latencies, ack_ms=ack_ms)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.latency [--rate R] [--seconds S]`: one `cmdcenter serve` process
+    (SQLite, fresh temp dir), feed → /live p50/p95/p99 and emit → ack."""
+    import argparse
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from bench.server import BenchServer
+
+    parser = argparse.ArgumentParser(prog="python -m bench.latency",
+                                     description=main.__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="cmdcenter-latency-"))
+    server = BenchServer(tmp / "data", {"CMDCENTER_RATE_PER_SECOND": "1000000000",
+                                        "CMDCENTER_RATE_BURST": "1000000000"})
+    try:
+        server.start()
+        result = measure(server.url, server.add_feed("latency", "DEMO-T01"),
+                         reader_token=server.add_user_token("latency-reader"), rate=args.rate,
+                         seconds=args.seconds)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"feed → /live at {args.rate:g} reports/s for {args.seconds:g} s, one server process "
+          f"(SQLite): {result.seen}/{result.sent} seen")
+    print("  feed → /live p50 / p95 / p99 (ms)  " + " / ".join(
+        f"{result.percentile(q):.1f}" for q in (50, 95, 99)) + f"   target p99 ≤ {TARGET_P99_MS:g}")
+    print("  emit → ack   p50 / p95 / p99 (ms)  " + " / ".join(
+        f"{result.percentile(q, acks=True):.1f}" for q in (50, 95, 99)))
+    return 0 if result.percentile(99) <= TARGET_P99_MS and result.seen == result.sent else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
-import socket
 import sys
 
-from command import config as config_mod
+from command import green
+
+green.patch_for_serving()  # serve/demo: gevent, before anything else is imported
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+
+from command import config as config_mod  # noqa: E402
 
 log = logging.getLogger("cmdcenter")
 
@@ -101,14 +106,16 @@ def cmd_serve(args, *, demo: bool = False) -> int:
     settings = _settings(args, host=args.host, port=args.port, node=getattr(args, "node", None))
     _check_port(settings.host, settings.port)
     # the demo writes its past first: the background jobs would see matters half way through
-    app, core = create_app(settings, start_background=not demo)
+    app, core = create_app(settings, start_background=not demo, async_mode="gevent")
     url = f"http://{settings.host}:{settings.port}"
+    before_close = []
     print(f"cmdcenter: data in {config_mod.mask_url(settings.db_url)}", flush=True)
     if demo:
         from command.demo.feeds import ensure_demo_users, start_demo_feeds
 
         feeds = start_demo_feeds(core, url, rate=args.rate, situations=not args.no_situations,
                                  every_minutes=args.situations_every)
+        before_close.append(feeds.close)
         for line in feeds.lines():
             print(line, flush=True)
         print("cmdcenter: demo users (passwords are new at every start):", flush=True)
@@ -117,7 +124,7 @@ def cmd_serve(args, *, demo: bool = False) -> int:
         run_background(core, settings)
     print(f"cmdcenter: wall screen at {url}/  (Ctrl+C to stop)", flush=True)
     try:
-        serve(app, settings)
+        serve(app, settings, core, before_close=before_close)
     finally:
         core.close()
     return 0

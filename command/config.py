@@ -47,7 +47,7 @@ class Settings:
     rate_per_second: float = 500.0
     rate_burst: int = 5000
     future_tolerance_seconds: int = 300
-    live_flush_ms: int = 50
+    live_flush_ms: int = 20
     secret_key: str | None = field(default=None, repr=False)
     # "dept.code:名称,…" overrides the built-in list of stationed departments
     departments: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from command import config as config_mod
+from command import config as config_mod, green
 from command.bus import Bus, make_bus
 from command.clock import Clock
 from command import keys
@@ -113,12 +113,17 @@ class Core:
                 make_limiter(s.redis_url, s.rate_per_second, s.rate_burst,
                              prefix=s.redis_prefix), max_list=s.max_list,
                 max_future=timedelta(seconds=s.future_tolerance_seconds), keyring=self.keyring,
-                observer=self.metrics)
+                observer=self.metrics, run_blocking=green.offload)
         return self._ingest
 
     def ingest_queue_depth(self) -> int:
         """Report messages waiting for the ingest writer (0 before the first report)."""
         return self._ingest.queued() if self._ingest is not None else 0
+
+    def drain_ingest(self, timeout: float) -> None:
+        """Refuse new reports; store and answer what the ingest writer has queued."""
+        if self._ingest is not None:
+            self._ingest.close(timeout)
 
     def locator(self):
         """The current Locator."""

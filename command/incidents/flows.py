@@ -55,8 +55,11 @@ class IngestFlow:
     def __init__(self, sessions: sessionmaker[Session], units: UnitRegistry, bus: Bus,
                  clock: Clock, limiter: RateLimiter, *, max_list: int = 1000,
                  max_future: timedelta = timedelta(minutes=5), keyring=None,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, run_blocking=None) -> None:
         self._observer = observer or Observer()
+        # how a group's transaction is run: in this thread, or handed to a native thread when
+        # the process serves on gevent (command.green.offload)
+        self._run_blocking = run_blocking or (lambda fn, *args: fn(*args))
         self._sessions = sessions
         self._units = units
         self._bus = bus
@@ -66,6 +69,7 @@ class IngestFlow:
         self._max_future = max_future
         self._keyring = keyring
         self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
 
@@ -83,6 +87,9 @@ class IngestFlow:
                                                f"reports, got {len(raws)}")
             if not raws:
                 return []
+            if self._closing:
+                raise DomainError("unavailable", "the server is shutting down; send again "
+                                                 "after reconnecting")
             if not self._limiter.take(source.key, len(raws)):
                 who = f"feed {source.feed_name!r}" if source.user is None else "this user"
                 raise DomainError("rate_limited", f"{who} is over the rate limit; retry in a "
@@ -100,15 +107,17 @@ class IngestFlow:
         """Messages waiting for the writer."""
         return self._queue.qsize()
 
-    def close(self) -> None:
-        """Finish what is queued and stop the writer."""
+    def close(self, timeout: float = 10) -> None:
+        """Refuse new reports, store and answer what is queued, and stop the writer."""
+        self._closing = True
         self._queue.put(None)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=timeout)
 
     def _run(self) -> None:
         while True:
             job = self._queue.get()
             if job is None:
+                self._refuse_late()
                 return
             jobs, size = [job], len(job.raws)
             while size < MAX_GROUP:
@@ -123,15 +132,26 @@ class IngestFlow:
                 size += len(more.raws)
             self._write(jobs)
 
+    def _refuse_late(self) -> None:
+        """Answer jobs queued behind the stop (none normally: submit refuses once closing)."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.future.set_exception(DomainError(
+                    "unavailable", "the server is shutting down; send again after reconnecting"))
+
     def _write(self, jobs: list[_Job]) -> None:
         try:
-            results, published = self._store(jobs)
+            results, published = self._run_blocking(self._store, jobs)
         except Exception:
             log.warning("group commit failed; retrying request by request", exc_info=True)
             results, published = [], []
             for job in jobs:
                 try:
-                    (outcome,), new = self._store([job])
+                    (outcome,), new = self._run_blocking(self._store, [job])
                     results.append(outcome)
                     published.extend(new)
                 except Exception as exc:  # noqa: BLE001 - the request gets the error

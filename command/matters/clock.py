@@ -134,12 +134,19 @@ def _fill_clocks(session: Session, rules: rules_mod.MatterRules) -> None:
         .join(incidents, incidents.c.id == matters.c.incident_id)
         .where(matters.c.limit_days.is_(None), matters.c.closure.is_(None))
         .limit(5000)).mappings().all()
-    for r in rows:
-        session.execute(sa.update(matters).where(matters.c.incident_id == r["incident_id"])
-                        .values(**clock_fields(rules, type_code=r["type"], category=r["category"],
-                                               registered_at=r["registered_at"],
-                                               signed_at=r["signed_at"],
-                                               extended_days=r["extended_days"] or 0)))
+    if not rows:
+        return
+    # one statement, executed many times: a statement per row held the write lock (and, on
+    # gevent, the whole server) for ~350 ms every tick while feeds sent 200 reports/s
+    values = [{"b_id": r["incident_id"],
+               **{f"b_{k}": v for k, v in clock_fields(
+                   rules, type_code=r["type"], category=r["category"],
+                   registered_at=r["registered_at"], signed_at=r["signed_at"],
+                   extended_days=r["extended_days"] or 0).items()}} for r in rows]
+    fields = [key.removeprefix("b_") for key in values[0] if key != "b_id"]
+    session.connection().execute(
+        sa.update(matters).where(matters.c.incident_id == sa.bindparam("b_id"))
+        .values({name: sa.bindparam(f"b_{name}") for name in fields}), values)
 
 
 def _above(session: Session, locator: Locator, lead: str | None) -> str:

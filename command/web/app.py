@@ -15,7 +15,7 @@ from command.config import Settings
 from command.core import Core
 from command.db import get_meta, set_meta
 from command import payload
-from command.web import api, auth, command_api, reqlog, respond, sockets
+from command.web import api, auth, command_api, compress, reqlog, respond, sockets
 from command.ops.health import MetricsAccess, Readiness
 from command.web.briefs_api import briefs_api
 from command.web.field_api import field_api
@@ -75,9 +75,13 @@ def assets_folder() -> str:
     return str(Path(__file__).resolve().parents[2] / "assets")
 
 
-def create_app(settings: Settings, *, core: Core | None = None,
-               start_background: bool = True) -> tuple[dash.Dash, Core]:
-    """Build the Dash app (with REST and Socket.IO on its Flask server) around a Core."""
+def create_app(settings: Settings, *, core: Core | None = None, start_background: bool = True,
+               async_mode: str = "threading") -> tuple[dash.Dash, Core]:
+    """Build the Dash app (with REST and Socket.IO on its Flask server) around a Core.
+
+    `async_mode` is Flask-SocketIO's: "gevent" under the production server (`serve`), plain
+    threads for the app used in-process (tests, tools).
+    """
     core = core or Core(settings)
     server = Server("cmdcenter")
     server.extensions["cmdcenter"] = core
@@ -85,6 +89,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
                   session_days=settings.session_days)
     respond.install(server, max_bytes=settings.max_message_bytes)
     reqlog.install(server)  # after respond: its hook goes first, so every answer has an id
+    compress.install(server)
     server.register_blueprint(api.api)
     server.register_blueprint(command_api.command_api)
     server.register_blueprint(briefs_api)
@@ -112,7 +117,7 @@ def create_app(settings: Settings, *, core: Core | None = None,
 
     engineio_limit = max(settings.max_message_bytes * 2, settings.max_message_bytes + (1 << 20))
     sockets.socketio.init_app(
-        server, async_mode="threading", path="socket.io", max_http_buffer_size=engineio_limit,
+        server, async_mode=async_mode, path="socket.io", max_http_buffer_size=engineio_limit,
         ping_interval=10, ping_timeout=20, json=payload.StrictJSON)
     sockets.install_guard(sockets.socketio, settings.max_message_bytes)
     sockets.mark_sids(sockets.socketio, settings.node)
@@ -186,12 +191,15 @@ def _stored_secret(core: Core) -> str:
     raise RuntimeError("could not store the session key")
 
 
-def serve(app: dash.Dash, settings: Settings) -> None:
-    """Run the server until interrupted (Werkzeug, threaded; websocket via simple-websocket)."""
-    import flask.cli
+def serve(app: dash.Dash, settings: Settings, core: Core, *,
+          before_close: list | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (command.web.server)."""
+    from command import green
+    from command.web.server import GeventServer
 
-    flask.cli.show_server_banner = lambda *args, **kwargs: None  # cmdcenter prints its own
-    if logging.getLogger().getEffectiveLevel() > logging.INFO:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the console
-    sockets.socketio.run(app.server, host=settings.host, port=settings.port,
-                         allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)
+    if not green.active():
+        raise RuntimeError("serve() needs gevent's monkey patching, done by `cmdcenter serve` "
+                           "before anything else is imported (command.green)")
+    GeventServer(app.server, settings.host, settings.port, socketio=sockets.socketio,
+                 before_close=before_close,
+                 drain=lambda timeout: sockets.drain(core, timeout)).serve_forever()

@@ -8,8 +8,11 @@ number (flows.issue), so the request stays safe to repeat.
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Blueprint, Response, current_app, request
 
+from command import green
 from command.briefing import flows, render
 from command.errors import DomainError, NotFound
 from command.users.principal import COUNTY_ROLES
@@ -28,12 +31,14 @@ def download(principal):
     try:
         if incident and period:
             raise DomainError("invalid_field", "give either period or incident, not both")
+        # drawing charts and writing documents takes seconds of CPU in C and Python: on a
+        # native thread under gevent, so the other connections are served meanwhile
         if incident:
-            made = flows.make_incident(core, incident_id=incident, fmt=args.get("format"),
-                                       by=principal.name)
+            made = green.offload(partial(flows.make_incident, core, incident_id=incident,
+                                         fmt=args.get("format"), by=principal.name))
         else:
-            made = flows.make_period(core, kind=period, date=args.get("date"),
-                                     fmt=args.get("format"))
+            made = green.offload(partial(flows.make_period, core, kind=period,
+                                         date=args.get("date"), fmt=args.get("format")))
     except NotFound as exc:
         return not_found(str(exc))
     except DomainError as err:

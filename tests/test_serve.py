@@ -1,0 +1,126 @@
+"""The production server: compressed answers, and a graceful shutdown under a 200/s stream."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import sqlite3
+import threading
+import time
+from datetime import datetime, timezone
+
+import requests
+import socketio
+
+from command import green
+from tests import servers
+
+RATE = 200.0
+
+
+def test_only_the_serving_commands_are_patched():
+    assert green.command_of(["serve", "--port", "1"]) == "serve"
+    assert green.command_of(["--data-dir", "serve", "demo"]) == "demo"
+    assert green.command_of(["--data-dir=x", "feeds", "list"]) == "feeds"
+    assert green.command_of([]) is None
+    assert not green.active()  # the tests import the app in-process: plain threads
+
+
+def test_answers_are_gzipped_but_images_are_not(server):
+    login = requests.get(server.url + "/login", headers={"Accept-Encoding": "gzip"}, timeout=30)
+    assert login.headers.get("Content-Encoding") == "gzip"
+    raw = requests.get(server.url + "/login", headers={"Accept-Encoding": "gzip"}, timeout=30,
+                       stream=True).raw.read()
+    assert b"<html" in gzip.decompress(raw).lower()
+    units = server.get("/api/v1/units", headers={"Accept-Encoding": "gzip"})
+    assert units.ok and units.headers.get("Content-Encoding") == "gzip"
+    plain = server.get("/api/v1/units", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and plain.json() == units.json()
+    icon = requests.get(server.url + "/grid/static/icon-192.png", headers={"Accept-Encoding": "gzip"},
+                        timeout=30)
+    if icon.ok:  # a PNG is compressed already
+        assert "Content-Encoding" not in icon.headers
+
+
+def _report(i: int) -> dict:
+    return {"id": f"gs-{i}", "type": "突发事件", "lon": 120.2, "lat": 30.05,
+            "occurred_at": datetime.now(timezone.utc).isoformat(), "title": f"事件 {i}",
+            "severity": 3}
+
+
+def test_sigterm_mid_stream_stores_every_acked_report_once(tmp_path):
+    env = {"CMDCENTER_LOG": "INFO", "CMDCENTER_RATE_PER_SECOND": "100000",
+           "CMDCENTER_RATE_BURST": "100000"}
+    port = servers.free_port()
+    server = servers.Server(tmp_path / "data", port, env).start()
+    token = server.add_feed("stream")
+    reasons: list[str] = []
+    live = socketio.Client(reconnection=True, reconnection_delay=0.5,
+                           reconnection_delay_max=1.0)
+    live.on("disconnect", lambda reason=None: reasons.append(reason), namespace="/live")
+    live.connect(server.url, namespaces=["/live"], transports=["websocket"], wait_timeout=10,
+                 auth={"token": server.duty_token})
+    feed = socketio.Client(reconnection=False)
+    feed.connect(server.url, namespaces=["/feed"], transports=["websocket"], wait_timeout=10,
+                 auth={"token": token})
+    acked: list[str] = []
+    refused: list[dict] = []
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def on_ack(report_id, answer=None):
+        with lock:
+            if isinstance(answer, dict) and answer.get("ok"):
+                acked.append(report_id)
+            else:
+                refused.append(answer)
+
+    def stream():
+        start = time.monotonic()
+        for i in range(100_000):
+            delay = start + i / RATE - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                feed.emit("report", _report(i), namespace="/feed",
+                          callback=lambda answer=None, k=f"gs-{i}": on_ack(k, answer))
+            except Exception:  # disconnected: the server is going away
+                return
+            sent.append(f"gs-{i}")
+
+    sender = threading.Thread(target=stream, daemon=True)
+    sender.start()
+    time.sleep(2.0)
+    with lock:
+        acked_before = len(acked)
+    signalled = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    code = server.proc.wait(15)
+    took = time.monotonic() - signalled
+    sender.join(10)
+    time.sleep(0.5)  # acks already on the wire
+    log = server.log.read_text(errors="replace")
+    assert code == 0, log[-3000:]
+    assert took < 10, f"exit took {took:.1f} s"
+    assert acked_before > 200 and len(acked) >= acked_before
+    assert reasons and all(r != "io server disconnect" for r in reasons), reasons  # will retry
+    assert all(isinstance(a, dict) and a["error"]["code"] == "unavailable" for a in refused), \
+        refused[:3]
+
+    restarted = servers.Server(tmp_path / "data", port, env).start()
+    try:
+        with sqlite3.connect(tmp_path / "data" / "cmdcenter.sqlite3") as db:
+            rows = db.execute("SELECT source_id, COUNT(*), MIN(seq) FROM incidents "
+                              "WHERE source_id LIKE 'gs-%' GROUP BY source_id").fetchall()
+        stored = {source_id: count for source_id, count, _ in rows}
+        assert set(acked) <= set(stored), sorted(set(acked) - set(stored))[:5]
+        assert all(count == 1 for count in stored.values())
+        assert all(seq is not None for _, _, seq in rows)  # whole rows, committed
+        assert set(stored) <= set(sent)
+        deadline = time.monotonic() + 30
+        while not live.connected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert live.connected  # the screen came back by itself
+    finally:
+        live.disconnect()
+        restarted.stop()
