@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -46,6 +47,25 @@ def _report(i: int) -> dict:
     return {"id": f"gs-{i}", "type": "突发事件", "lon": 120.2, "lat": 30.05,
             "occurred_at": datetime.now(timezone.utc).isoformat(), "title": f"事件 {i}",
             "severity": 3}
+
+
+def test_an_answer_before_the_body_closes_the_connection(server):
+    """A request refused before its body is read (here: 401 to a 64 MiB Content-Length that
+    never comes) gets its answer and then the end of the connection, not a server waiting to
+    read and discard the rest; a keep-alive session of ordinary requests stays one connection."""
+    for close in (b"Connection: close\r\n", b""):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"POST /api/v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Authorization: Bearer nothing\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 67108864\r\n" + close + b"\r\n")
+            started, data = time.monotonic(), b""
+            while chunk := sock.recv(65536):  # a timeout here is the failure
+                data += chunk
+            assert time.monotonic() - started < 5
+        assert data.startswith(b"HTTP/1.1 401")
+    with requests.Session() as session:
+        for _ in range(3):
+            assert session.get(server.url + "/healthz", timeout=10).status_code == 200
 
 
 def test_sigterm_mid_stream_stores_every_acked_report_once(tmp_path):

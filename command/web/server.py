@@ -130,7 +130,12 @@ def _handler_class():
     from gevent import pywsgi
 
     class Handler(pywsgi.WSGIHandler):
-        """Closes the connection after a websocket: its bytes are no HTTP request to read."""
+        """Closes the connection after a websocket (its bytes are no HTTP request to read) and
+        after an answer given before the body was read whole (a refusal: 401, 413 …).
+
+        gevent would otherwise read and discard the rest of the body before the next request,
+        and a client that announced 64 MiB and sent none would hold the connection (and its
+        greenlet) until it gave up — the answer it waits for already sent."""
 
         def run_application(self):
             websocket = self.environ.get("HTTP_UPGRADE", "").lower() == "websocket"
@@ -139,6 +144,14 @@ def _handler_class():
             finally:
                 if websocket:
                     self.close_connection = True
+                body = self.wsgi_input
+                if body is not None and (body.chunked_input
+                                         or body.position < (body.content_length or 0)):
+                    if body.chunked_input and body.chunk_length == 0:
+                        pass  # the last chunk was read: nothing left
+                    else:
+                        self.close_connection = True
+                        body.content_length, body.chunked_input = body.position, False
 
     return Handler
 
