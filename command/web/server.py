@@ -20,10 +20,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import time
 from typing import Callable
 
 log = logging.getLogger(__name__)
+
+# an unread rest of a request body up to this size is read and dropped (the connection is kept);
+# a larger one closes the connection after the answer
+DISCARD_MAX = 64 * 1024
 
 DEADLINE_SECONDS = 10.0  # from the signal to the exit, whatever happens
 DRAIN_SECONDS = 5.0  # for the ingest writer's queue and the events being handled
@@ -130,12 +135,25 @@ def _handler_class():
     from gevent import pywsgi
 
     class Handler(pywsgi.WSGIHandler):
-        """Closes the connection after a websocket (its bytes are no HTTP request to read) and
-        after an answer given before the body was read whole (a refusal: 401, 413 …).
+        """gevent's handler, with three changes.
 
-        gevent would otherwise read and discard the rest of the body before the next request,
-        and a client that announced 64 MiB and sent none would hold the connection (and its
-        greenlet) until it gave up — the answer it waits for already sent."""
+        - TCP_NODELAY on every connection: an answer goes out as gevent writes it (headers,
+          then body) instead of its second write waiting for the client's delayed ACK — 40 ms
+          added to every request on a kept-alive connection (measured: GET /healthz 44 ms → 1 ms).
+        - The connection closes after a websocket: its bytes are no HTTP request to read.
+        - It closes after an answer given before a large body was read (a refusal: 401, 413 …
+          to a body of more than DISCARD_MAX): gevent would otherwise read and throw away the
+          rest before the next request, and a client that announced 64 MiB and sent none held
+          the connection (and its greenlet) until it gave up, the answer it waited for sent. A
+          small unread rest is still read and discarded, so a kept-alive client carries on.
+        """
+
+        def handle(self):
+            try:
+                self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass  # not TCP (a test's socketpair)
+            return super().handle()
 
         def run_application(self):
             websocket = self.environ.get("HTTP_UPGRADE", "").lower() == "websocket"
@@ -145,13 +163,10 @@ def _handler_class():
                 if websocket:
                     self.close_connection = True
                 body = self.wsgi_input
-                if body is not None and (body.chunked_input
-                                         or body.position < (body.content_length or 0)):
-                    if body.chunked_input and body.chunk_length == 0:
-                        pass  # the last chunk was read: nothing left
-                    else:
-                        self.close_connection = True
-                        body.content_length, body.chunked_input = body.position, False
+                if (body is not None and not body.chunked_input
+                        and (body.content_length or 0) - body.position > DISCARD_MAX):
+                    self.close_connection = True
+                    body.content_length = body.position  # nothing for gevent to discard
 
     return Handler
 
