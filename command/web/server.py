@@ -46,6 +46,8 @@ class GeventServer:
         self._before_close = before_close or []  # e.g. stop the demo's own feeds
         self._drain = drain  # stop taking reports, store and answer what is queued
         self._stop = None
+        if socketio.server is not None:
+            _whole_frames(socketio.server.eio)
         self.server = pywsgi.WSGIServer((host, port), _uncompressed_websockets(wsgi_app),
                                         log=None, error_log=_ErrorLog(),
                                         handler_class=_handler_class())
@@ -119,6 +121,57 @@ def _drop_connections(eio) -> None:
         except Exception:
             log.warning("closing a connection failed", exc_info=True)
     eio.sockets = {}
+
+
+class _WholeWrites:
+    """A websocket's socket whose `send` writes everything it is given, one writer at a time.
+
+    simple-websocket writes each frame with a single `sock.send` and ignores how much the socket
+    took. gevent's sockets are non-blocking underneath: a frame larger than the free send buffer
+    (a burst of incidents to a screen reading slower than we write: a phone on a weak link, or
+    nginx's small buffer in between) went out cut short, the next frame's bytes were read as
+    its continuation and the client dropped the connection as invalid (1007). Here a write
+    waits, cooperatively, until the socket has taken all of it; a lock keeps the frames of the
+    writer and of the reader (pong, close) from interleaving.
+    """
+
+    def __init__(self, sock) -> None:
+        from gevent.lock import Semaphore
+
+        self._sock = sock
+        self._writing = Semaphore()
+
+    def send(self, data, flags: int = 0) -> int:
+        with self._writing:
+            self._sock.sendall(data, flags)
+        return len(data)
+
+    sendall = send
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _whole_frames(eio) -> None:
+    """Make this Engine.IO server's websockets write whole frames (see _WholeWrites)."""
+    import simple_websocket
+    from engineio.async_drivers import gevent as driver
+
+    if driver.SimpleWebSocketWSGI is None:  # gevent-websocket installed: not simple-websocket
+        return
+    WebSocketWSGI = driver.WebSocketWSGI
+
+    class WholeFramesServer(simple_websocket.Server):
+        def handshake(self):
+            self.sock = _WholeWrites(self.sock)
+            super().handshake()
+
+    class WholeFramesWSGI(WebSocketWSGI):
+        def __call__(self, environ, start_response):
+            self.ws = WholeFramesServer(environ, **self.server_args)
+            return self.app(self)
+
+    eio._async = {**eio._async, "websocket": WholeFramesWSGI}
 
 
 def _uncompressed_websockets(app):
