@@ -113,8 +113,20 @@ class Core:
                 make_limiter(s.redis_url, s.rate_per_second, s.rate_burst,
                              prefix=s.redis_prefix), max_list=s.max_list,
                 max_future=timedelta(seconds=s.future_tolerance_seconds), keyring=self.keyring,
-                observer=self.metrics, run_blocking=green.offload)
+                observer=self.metrics, run_blocking=self._blocking_writes())
         return self._ingest
+
+    def _blocking_writes(self):
+        """How the ingest writer runs its transactions when serving on gevent.
+
+        SQLite's file I/O blocks in C without yielding to the hub (a checkpoint's fsync on a busy
+        disk would stall every connection), so its transactions go to one of gevent's native
+        threads. PostgreSQL's driver waits cooperatively on the hub; a native thread there only
+        made the two threads fight over the interpreter lock at every query and every websocket
+        write (each side waiting up to a switch interval for the other: measured as the burst
+        of a county's peak reaching screens hundreds of ms later), so it runs on the hub.
+        """
+        return green.offload if self.engine.dialect.name == "sqlite" else None
 
     def ingest_queue_depth(self) -> int:
         """Report messages waiting for the ingest writer (0 before the first report)."""

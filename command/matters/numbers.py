@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from command.clock import SHANGHAI
-from command.db import counters, next_seq
+from command.db import counters
 from command.matters.categories import is_matter
 from command.matters.models import matters
 from layers.locate import Locator
@@ -38,8 +38,13 @@ def _ensure_counter(session: Session, name: str) -> None:
 def reserve(session: Session, year: int, n: int = 1) -> int:
     """Reserve `n` numbers of `year` and return the first."""
     name = f"case:{year}"
-    _ensure_counter(session, name)
-    return next_seq(session, n, counter=name)
+    stmt = (sa.update(counters).where(counters.c.name == name)
+            .values(value=counters.c.value + n).returning(counters.c.value))
+    last = session.execute(stmt).scalar_one_or_none()
+    if last is None:  # the year's first number
+        _ensure_counter(session, name)
+        last = session.execute(stmt).scalar_one()
+    return last - n + 1
 
 
 def format_case_no(prefix_code: str, year: int, number: int) -> str:

@@ -333,7 +333,10 @@ class Broadcaster:
             for item in batch:
                 for room in self._rooms(item):
                     by_room.setdefault(room, []).append(item)
+            rooms = self._sio.server.manager.rooms if self._sio.server is not None else {}
             for room, items in by_room.items():
+                if not any(rooms.get(namespace, {}).get(room) for namespace, _ in self._outlets):
+                    continue  # nobody here: a message is encoded per room, even an empty one
                 for start in range(0, len(items), EMIT_CHUNK):
                     for namespace, event in self._outlets:
                         try:
