@@ -44,6 +44,7 @@ LOAD_DIR = ROOT / "bench" / "load"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 GRID_ACCOUNTS = 1_500
+SCREEN_NODES = 4  # Node processes holding the county peak's 200 screens
 TARGETS = {"live_p99": 300.0, "order_p99": 300.0, "memory_mb": 1536.0, "stress_p99": 500.0,
            "storm_s": 60.0}
 
@@ -147,7 +148,9 @@ class Deployment:
             stdout=self.log, stderr=subprocess.STDOUT)
         for i in range(self.workers):
             self.wait_healthy(i)
-        self.nginx = Nginx([self.port + i for i in range(self.workers)], connections=16384)
+        # a worker per core, as Debian's nginx.conf has it (the tests' one worker is for tests)
+        self.nginx = Nginx([self.port + i for i in range(self.workers)], connections=16384,
+                           workers="auto")
 
     def restart(self) -> None:
         """Fresh server processes (same database, Redis and nginx) between scenarios."""
@@ -412,7 +415,8 @@ def county_peak(dep: Deployment, county: dict, seconds: float) -> dict:
     incidents = seed_incidents(dep, county["feeds"][-1])
     nodes = [Node(dep, {"kind": "phones", "clients": part, "spread_ms": 15}, f"phones{i}")
              for i, part in enumerate(split(phones, 2))]
-    nodes.append(Node(dep, {"kind": "screens", "clients": screens, "spread_ms": 20}, "screens"))
+    nodes += [Node(dep, {"kind": "screens", "clients": part, "spread_ms": 20 * SCREEN_NODES},
+                   f"screens{i}") for i, part in enumerate(split(screens, SCREEN_NODES))]
     ramp = wait_ready(nodes, len(phones) + len(screens), 300)
     time.sleep(3)
     sampler = Sampler(dep)
@@ -424,6 +428,9 @@ def county_peak(dep: Deployment, county: dict, seconds: float) -> dict:
                        "places": county["places"]}, "feeds")
     orders = Node(dep, {"kind": "orders", "token": tokens["leader0"], "grids": county["grids"],
                         "incidents": incidents}, "orders")
+    trace = CpuTrace({"servers": servers, "generator": gen + [feeds.proc.pid, orders.proc.pid],
+                      "nginx": _pids("nginx"), "PostgreSQL": _pids("postgres"),
+                      "Redis": _pids("redis-server")})
     time.sleep(seconds)
     feed_result = feeds.finish()
     orders_result = orders.finish()
@@ -434,19 +441,73 @@ def county_peak(dep: Deployment, county: dict, seconds: float) -> dict:
     srv_cpu = (cpu_seconds(servers) - srv0) / wall
     results = [n.finish() for n in nodes]
     memory = sampler.stop()
+    trace.stop()
+    burst_at = feed_result.get("burst_at")
+    burst_cpu = trace.cores(burst_at / 1000, burst_at / 1000 + 1.0) if burst_at else {}
     screen_results = [r for r in results if r["kind"] == "screens"]
     phone_results = [r for r in results if r["kind"] == "phones"]
     live = [x for r in screen_results for x in r["latencies"]]
     order_lat = [x for r in phone_results for x in r["latencies"]]
     missing, checked = lost(screen_results, feed_result["acks"])
+    burst = [x for r in screen_results for x in r.get("burst_latencies", [])]
+    stream = [x for r in screen_results for x in r.get("stream_latencies", [])]
     del all_gen
-    return {"ramp_s": ramp, "acked": len(feed_result["acks"]), "feed_errors": feed_result["errors"],
+    return {"burst_p50": pct(burst, 50), "burst_p99": pct(burst, 99),
+            "stream_p99": pct(stream, 99), "burst_acked_ms": feed_result.get("burst_acked_ms"),
+            "error_reasons": _reasons([feed_result, orders_result, *results]),
+            "gen_loop_max_ms": max(r.get("loop_delay_max_ms", 0) for r in results),
+            "reconnects": sum(r.get("reconnects", 0) for r in results), "burst_cpu": burst_cpu,
+            "ramp_s": ramp, "acked": len(feed_result["acks"]), "feed_errors": feed_result["errors"],
             "orders": orders_result["sent"] if "sent" in orders_result else None,
             "order_errors": orders_result["errors"], "live_p50": pct(live, 50),
             "live_p99": pct(live, 99), "live_n": len(live), "order_p50": pct(order_lat, 50),
             "order_p99": pct(order_lat, 99), "order_n": len(order_lat), "lost": missing,
             "checked": checked, "memory_mb": memory, "gen_cpu": gen_cpu, "srv_cpu": srv_cpu,
             "clients": len(phones) + len(screens)}
+
+
+class CpuTrace:
+    """CPU time of groups of processes, sampled every 0.1 s (to show who worked when)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), {name: cpu_seconds(pids)
+                                               for name, pids in self.groups.items()}))
+            self._stop.wait(0.1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def cores(self, start: float, end: float) -> dict[str, float]:
+        """Cores used by each group between two wall-clock times."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2:
+            return {}
+        (t0, first), (t1, last) = inside[0], inside[-1]
+        return {name: (last[name] - first[name]) / (t1 - t0) for name in first}
+
+
+def _pids(name: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _reasons(results: list[dict]) -> dict[str, int]:
+    reasons: dict[str, int] = {}
+    for result in results:
+        for reason, count in result.get("disconnects", {}).items():
+            reasons["disconnect: " + reason] = reasons.get("disconnect: " + reason, 0) + count
+        for reason, count in result.get("error_reasons", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    return reasons
 
 
 def _cycle(items):
@@ -540,6 +601,22 @@ def table(setup: str, peak: dict | None, stress: dict | None, storm: dict | None
                      f"{peak['order_errors']})", "", ""))
         rows.append(("county peak: CPU servers / generator (cores)",
                      f"{peak['srv_cpu']:.2f} / {peak['gen_cpu']:.2f}", "", ""))
+        if peak.get("burst_p99") is not None:
+            rows.append(("county peak: the steady stream's p99; the burst's p50 / p99",
+                         f"{fmt(peak['stream_p99'])} ms; {fmt(peak['burst_p50'])} / "
+                         f"{fmt(peak['burst_p99'])} ms", "", ""))
+            rows.append(("county peak: the burst of 500 stored and acked after",
+                         fmt(peak["burst_acked_ms"], ".0f", " ms"), "", ""))
+        if peak.get("burst_cpu"):
+            rows.append(("county peak: cores in the burst's first second", ", ".join(
+                f"{k} {v:.2f}" for k, v in peak["burst_cpu"].items()), "", ""))
+        rows.append(("county peak: generator's longest event-loop stall",
+                     f"{peak['gen_loop_max_ms']:.0f} ms", "", ""))
+        rows.append(("county peak: screens and phones reconnected (times)",
+                     f"{peak.get('reconnects', 0):,}", "", ""))
+        if peak.get("error_reasons"):
+            rows.append(("county peak: client errors", "; ".join(
+                f"{k} × {v}" for k, v in sorted(peak["error_reasons"].items())), "", ""))
     if stress:
         add("stress: 2,000 county screens, 10/s: p99 (p50)",
             f"{fmt(stress['p99'])} ms ({fmt(stress['p50'])} ms, n={stress['n']:,})",

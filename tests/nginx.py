@@ -81,7 +81,8 @@ def render_site(text: str, *, backends: list[int], https_port: int, http_port: i
 class Nginx:
     """nginx in the foreground with the shipped site config, on free ports."""
 
-    def __init__(self, backends: list[int], *, connections: int = 4096) -> None:
+    def __init__(self, backends: list[int], *, connections: int = 4096,
+                 workers: str = "1") -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(binary).exists():
             raise RuntimeError("nginx is not installed (make test installs it)")
@@ -103,7 +104,7 @@ class Nginx:
         (self.dir / "cmdcenter.conf").write_text(site)
         temp = self.dir / "tmp"
         (self.dir / "nginx.conf").write_text(f"""
-worker_processes 1;
+worker_processes {workers};
 worker_rlimit_nofile {files};
 pid {self.dir}/nginx.pid;
 error_log {self.dir}/logs/error.log warn;

@@ -11,7 +11,9 @@
 
 const fs = require("fs");
 const https = require("https");
+const { monitorEventLoopDelay } = require("perf_hooks");
 const { io } = require("socket.io-client");
+const parser = require("socket.io-parser");
 
 const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const ca = cfg.ca ? fs.readFileSync(cfg.ca) : undefined;
@@ -19,19 +21,60 @@ const agent = new https.Agent({ ca, keepAlive: true, maxSockets: 64 });
 const transports = cfg.transports || ["websocket"]; // what our own pages use
 const now = () => Date.now();
 
+// Screens read `incidents` without building the objects: a burst of 500 to 200 screens is
+// ~90 MB of JSON, and parsing it all in the generator took a core for a second, competing with
+// the servers on the same two CPUs. The seq and source id of each item are read from the text
+// (row order: "seq", "feed", "source_id"; a message with items but no match counts as an error).
+const INCIDENTS = '2/live,["incidents",'; // a Socket.IO EVENT (the Engine.IO "4" is gone)
+const ITEM = /"seq":(\d+),"feed":(?:null|"(?:[^"\\]|\\.)*"),"source_id":"((?:[^"\\]|\\.)*)"/g;
+class LightDecoder extends parser.Decoder {
+  add(obj) {
+    if (typeof obj === "string" && obj.startsWith(INCIDENTS)) {
+      this.emitReserved("decoded", { type: parser.PacketType.EVENT, nsp: "/live",
+                                     data: ["incidents", { raw: obj }] });
+      return;
+    }
+    super.add(obj);
+  }
+}
+const lightParser = { protocol: parser.protocol, PacketType: parser.PacketType,
+                      Encoder: parser.Encoder, Decoder: LightDecoder };
+
+function items(message) {
+  if (!message || typeof message.raw !== "string") return message; // parsed already
+  const found = [];
+  ITEM.lastIndex = 0;
+  let m;
+  while ((m = ITEM.exec(message.raw)) !== null) found.push({ seq: Number(m[1]), source_id: m[2] });
+  if (!found.length && message.raw.includes('"seq":')) error("unreadable incidents message");
+  return found;
+}
+
 function connect(namespace, auth) {
   return io(cfg.url + namespace, {
     transports, auth, ca, agent: false, forceNew: true, rejectUnauthorized: true,
+    parser: namespace === "/live" && cfg.light !== false ? lightParser : undefined,
     reconnectionDelay: 500, reconnectionDelayMax: 5000, randomizationFactor: 0.5,
     timeout: 60000,
   });
 }
 
 const latencies = []; // ms, every measured delivery of this process
+const burstLatencies = []; // ms, deliveries of the burst's reports (ids "B…")
+const streamLatencies = []; // ms, deliveries of the steady stream's
+// how long this process's own event loop kept a message waiting (the generator as a bottleneck)
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 let connected = 0;
 let ready = 0; // connected and caught up (screens) / connected (others)
 let sent = 0;
-const out = { kind: cfg.kind, latencies, clients: [], errors: 0, reconnects: 0, acks: [] };
+const out = { kind: cfg.kind, latencies, burst_latencies: burstLatencies,
+              stream_latencies: streamLatencies, clients: [], errors: 0,
+              error_reasons: {}, reconnects: 0, acks: [] };
+function error(reason) {
+  out.errors += 1;
+  out.error_reasons[reason] = (out.error_reasons[reason] || 0) + 1;
+}
 
 // --- screens: /live, every incident kept by seq; after a reconnect, `since` from the last seq
 // seen before it, page by page (what the wall does) ----------------------------------------------
@@ -41,13 +84,16 @@ function screen(spec) {
   out.clients.push(me);
   const sock = connect("/live", { token: spec.token });
   let up = false;
-  sock.on("incidents", (items) => {
+  sock.on("incidents", (message) => {
     const t = now();
-    for (const it of items) {
+    for (const it of items(message)) {
       me.seqs.add(it.seq);
       if (it.seq > me.last) me.last = it.seq;
-      const m = /^b\d+-\d+-(\d+)$/.exec(it.source_id || "");
-      if (m) latencies.push(t - Number(m[1]));
+      const m = /^([bB])\d+-\d+-(\d+)$/.exec(it.source_id || "");
+      if (m) {
+        latencies.push(t - Number(m[2]));
+        (m[1] === "B" ? burstLatencies : streamLatencies).push(t - Number(m[2]));
+      }
     }
   });
   sock.on("connect", () => {
@@ -58,15 +104,19 @@ function screen(spec) {
     out.reconnects += 1;
     const start = me.last;
     const page = (seq) => sock.timeout(30000).emit("since", { seq }, (err, answer) => {
-      if (err || !answer || !answer.items) { out.errors += 1; setTimeout(() => page(seq), 1000); return; }
+      if (err || !answer || !answer.items) { error(err ? "since: " + err.message : "since: no items"); setTimeout(() => page(seq), 1000); return; }
       for (const it of answer.items) { me.seqs.add(it.seq); if (it.seq > me.last) me.last = it.seq; }
       if (answer.items.length) page(answer.last_seq);
       else { ready += 1; me.upAt = now(); }
     });
     page(start);
   });
-  sock.on("disconnect", () => { if (up) { connected -= 1; ready -= 1; up = false; } });
-  sock.on("connect_error", (err) => { out.errors += 1; if (out.errors <= 3) console.error("screen connect_error", err.message); });
+  sock.on("disconnect", (reason) => {
+    if (up) { connected -= 1; ready -= 1; up = false; }
+    out.disconnects = out.disconnects || {};
+    out.disconnects[reason] = (out.disconnects[reason] || 0) + 1;
+  });
+  sock.on("connect_error", (err) => { error("connect: " + err.message); });
 }
 
 // --- phones: /field, an order's instruction carries the time it was sent -------------------------
@@ -74,9 +124,18 @@ function phone(spec) {
   const sock = connect("/field", { token: spec.token });
   let up = false;
   let since = 0;
-  sock.on("connect", () => { connected += 1; ready += 1; up = true; since = now(); });
-  sock.on("disconnect", () => { if (up) { connected -= 1; ready -= 1; up = false; } });
-  sock.on("connect_error", () => { out.errors += 1; });
+  let connects = 0;
+  sock.on("connect", () => {
+    connects += 1;
+    if (connects > 1) out.reconnects += 1;
+    connected += 1; ready += 1; up = true; since = now();
+  });
+  sock.on("disconnect", (reason) => {
+    if (up) { connected -= 1; ready -= 1; up = false; }
+    out.disconnects = out.disconnects || {};
+    out.disconnects[reason] = (out.disconnects[reason] || 0) + 1;
+  });
+  sock.on("connect_error", (err) => { error("connect: " + err.message); });
   sock.on("orders", (nodes) => {
     const t = now();
     for (const n of nodes) {
@@ -93,30 +152,31 @@ function feeds() {
     const s = connect("/feed", { token });
     s.on("connect", () => { connected += 1; ready += 1; });
     s.on("disconnect", () => { connected -= 1; ready -= 1; });
-    s.on("connect_error", (err) => { out.errors += 1; if (out.errors < 5) console.error("feed connect_error", err.message); });
+    s.on("connect_error", (err) => { error("connect: " + err.message); });
     return s;
   });
   let n = 0;
   const place = () => cfg.places[Math.floor(Math.random() * cfg.places.length)];
-  function send(i, count) {
+  function send(i, count, prefix = "b") {
     const sock = socks[i % socks.length];
-    if (!sock.connected) { out.errors += 1; return; }
+    if (!sock.connected) { error("feed not connected"); return; }
     const t = now();
     const batch = [];
     for (let k = 0; k < count; k++) {
       const [lon, lat] = place();
       n += 1;
-      batch.push({ id: `b${i % socks.length}-${n}-${t}`, type: "complaint", occurred_at: new Date(t).toISOString(),
+      batch.push({ id: `${prefix}${i % socks.length}-${n}-${t}`, type: "complaint", occurred_at: new Date(t).toISOString(),
                    lon, lat, title: `压测 ${n}`, severity: 4 });
     }
     sent += count;
     sock.timeout(60000).emit("report", batch, (err, acks) => {
-      if (err) { out.errors += 1; return; }
+      if (err) { error("report: " + err.message); return; }
       // a list refused as a whole (e.g. `unavailable` while a process shuts down) is one object
-      if (!Array.isArray(acks)) { out.errors += 1; return; }
+      if (!Array.isArray(acks)) { error("report refused: " + JSON.stringify(acks.error || acks)); return; }
+      if (prefix === "B") out.burst_acked_ms = now() - t;
       for (const a of acks) {
         if (a.ok) out.acks.push([a.incident.seq, a.incident.township ? a.incident.township.code : null, t]);
-        else out.errors += 1;
+        else error("report: " + (a.error ? a.error.code : "not ok"));
       }
     });
   }
@@ -129,8 +189,14 @@ function feeds() {
     const due = Math.floor((now() - started) / every);
     while (tick < due) { send(tick, 1); tick += 1; }
   };
-  setTimeout(() => setInterval(timer, 10), cfg.delay_ms || 0);
-  if (cfg.burst) setTimeout(() => send(0, cfg.burst), cfg.burst_at_ms);
+  // the stream starts once every feed is connected (at most 30 s after launch)
+  const launched = now();
+  const waitFeeds = setInterval(() => {
+    if (connected < socks.length && now() - launched < 30000) return;
+    clearInterval(waitFeeds);
+    setTimeout(() => setInterval(timer, 10), cfg.delay_ms || 0);
+    if (cfg.burst) setTimeout(() => { out.burst_at = now(); send(0, cfg.burst, "B"); }, cfg.burst_at_ms);
+  }, 20);
 }
 
 // --- orders: the leader issues one order a second to a random grid (REST, through nginx) ---------
@@ -145,8 +211,8 @@ function orders() {
     const req = https.request(cfg.url + "/api/v1/orders", {
       method: "POST", agent, headers: { "Content-Type": "application/json",
         Authorization: `Bearer ${cfg.token}`, "Content-Length": Buffer.byteLength(body) },
-    }, (res) => { res.resume(); if (res.statusCode >= 300) out.errors += 1; });
-    req.on("error", () => { out.errors += 1; });
+    }, (res) => { res.resume(); if (res.statusCode >= 300) error(`order: HTTP ${res.statusCode}`); });
+    req.on("error", (err) => { error("order: " + err.message); });
     req.end(body);
     sent += 1;
   };
@@ -169,6 +235,8 @@ process.on("SIGTERM", () => {
   clearInterval(status);
   for (const c of out.clients) { c.seqs = Array.from(c.seqs); }
   out.sent = sent;
+  out.loop_delay_max_ms = loopDelay.max / 1e6;
+  out.loop_delay_p99_ms = loopDelay.percentile(99) / 1e6;
   fs.writeFileSync(cfg.out, JSON.stringify(out));
   process.exit(0);
 });
