@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,12 +68,46 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn):
             # writers take the lock at BEGIN, so a reader never has to turn writer mid-transaction
-            immediate = conn.get_execution_options().get("immediate")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            if conn.get_execution_options().get("immediate"):
+                _begin_immediate(conn.connection.dbapi_connection)
+            else:
+                conn.exec_driver_sql("BEGIN")
 
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True,
                             hide_parameters=True)
+
+
+SQLITE_WRITE_WAIT = 30.0  # seconds a writer waits for SQLite's write lock
+
+
+def _begin_immediate(raw) -> None:
+    """BEGIN IMMEDIATE, waiting for the write lock without blocking the process.
+
+    SQLite's own busy handler sleeps inside the C call: on gevent's hub a writer waiting there
+    (a scheduler job, a REST write) froze every connection of the process while the ingest
+    writer, on a native thread, held the lock. Here the lock is tried without waiting and the
+    pauses between tries are cooperative (command.green.pause).
+    """
+    from command import green
+
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + SQLITE_WRITE_WAIT
+        wait = 0.001
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            green.pause(wait)
+            wait = min(wait * 2, 0.016)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(SQLITE_WRITE_WAIT * 1000)}")
 
 
 def make_sessionmaker(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:

@@ -41,8 +41,13 @@ def patch_for_serving(argv: list[str] | None = None) -> bool:
     from gevent import monkey
 
     if not monkey.is_module_patched("socket"):
+        global _HUB_THREAD
+        _HUB_THREAD = monkey.get_original("_thread", "get_ident")()
         monkey.patch_all()
     return True
+
+
+_HUB_THREAD: int | None = None  # the native thread that runs the hub, once patched
 
 
 def active() -> bool:
@@ -52,6 +57,24 @@ def active() -> bool:
     from gevent import monkey
 
     return monkey.is_module_patched("socket")
+
+
+def pause(seconds: float) -> None:
+    """Sleep without holding up anyone else: on the hub's thread other greenlets run meanwhile;
+    on any other thread (a native worker of `offload`, or when not serving) a plain sleep."""
+    if active() and _HUB_THREAD is not None:
+        from gevent import monkey
+
+        if monkey.get_original("_thread", "get_ident")() == _HUB_THREAD:
+            import gevent
+
+            gevent.sleep(seconds)
+            return
+        monkey.get_original("time", "sleep")(seconds)
+        return
+    import time
+
+    time.sleep(seconds)
 
 
 def offload(fn, *args):

@@ -226,3 +226,64 @@ def test_a_screen_slower_than_a_burst_gets_every_frame_whole(tmp_path):
         sock.close()
     finally:
         server.stop()
+
+
+WAITING_WRITER = r'''
+import sys, threading, time
+from command import green
+assert green.patch_for_serving(["serve"])
+import gevent
+import sqlalchemy as sa
+from gevent import monkey
+from command.db import make_engine, make_sessionmaker
+
+engine = make_engine("sqlite:///" + sys.argv[1])
+with engine.begin() as conn:
+    conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+write = make_sessionmaker(engine, write=True)
+holding = threading.Event()
+
+def hold():  # the ingest writer on a native thread, in a long transaction
+    with write() as session, session.begin():
+        session.execute(sa.text("INSERT INTO t VALUES (1)"))
+        holding.set()
+        monkey.get_original("time", "sleep")(0.6)
+
+gevent.get_hub().threadpool.spawn(hold)
+while not holding.is_set():
+    gevent.sleep(0.005)
+gaps, last, done = [], time.monotonic(), []
+
+def tick():
+    global last
+    while not done:
+        gevent.sleep(0.005)
+        now = time.monotonic()
+        gaps.append(now - last)
+        last = now
+
+def hub_writer():  # a scheduler job on the hub
+    with write() as session, session.begin():
+        session.execute(sa.text("INSERT INTO t VALUES (2)"))
+    done.append(True)
+
+gevent.joinall([gevent.spawn(tick), gevent.spawn(hub_writer)], timeout=10)
+with engine.connect() as conn:
+    rows = sorted(r[0] for r in conn.exec_driver_sql("SELECT x FROM t"))
+print(max(gaps), rows)
+'''
+
+
+def test_a_writer_on_the_hub_waits_for_sqlite_without_stopping_it(tmp_path):
+    """With SQLite, a write on gevent's hub (a scheduler job, a REST write) waiting for the
+    write lock held by the ingest writer's native thread lets every other greenlet run; SQLite's
+    own busy handler slept inside C and froze the whole process meanwhile."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", WAITING_WRITER, str(tmp_path / "w.db")],
+                          capture_output=True, text=True, timeout=60, cwd=servers.ROOT)
+    assert done.returncode == 0, done.stderr
+    longest, rows = done.stdout.split(" ", 1)
+    assert rows.strip() == "[1, 2]"  # both writes stored, the hub's after the thread's
+    assert float(longest) < 0.3  # the hub kept running while the writer waited (0.6 s)
