@@ -287,3 +287,40 @@ def test_a_writer_on_the_hub_waits_for_sqlite_without_stopping_it(tmp_path):
     longest, rows = done.stdout.split(" ", 1)
     assert rows.strip() == "[1, 2]"  # both writes stored, the hub's after the thread's
     assert float(longest) < 0.3  # the hub kept running while the writer waited (0.6 s)
+
+
+def test_a_screen_gets_every_change_in_order_for_longer_than_the_writers_patience(tmp_path):
+    """Packets to a websocket go straight to its socket as ready frames (command.web.server,
+    _direct_sends). The frames arrive in seq order, none twice, and the connection outlives
+    Engine.IO's writer timeout (ping interval + ping timeout = 30 s without a queued packet
+    closes a websocket: pings stay on its queue)."""
+    env = {"CMDCENTER_RATE_PER_SECOND": "100000", "CMDCENTER_RATE_BURST": "100000"}
+    server = servers.Server(tmp_path / "data", servers.free_port(), env).start()
+    seqs: list[int] = []
+    drops: list = []
+    screen = socketio.Client(reconnection=False)
+    screen.on("incidents", lambda items: seqs.extend(i["seq"] for i in items), namespace="/live")
+    screen.on("disconnect", lambda reason=None: drops.append(reason), namespace="/live")
+    try:
+        feed = server.add_feed("steady")
+        screen.connect(server.url, namespaces=["/live"], transports=["websocket"],
+                       auth={"token": server.duty_token}, wait_timeout=10)
+        sent = 0
+        with requests.Session() as http:
+            deadline = time.monotonic() + 36
+            while time.monotonic() < deadline:
+                body = [{**_report(sent + k), "id": f"steady-{sent + k}"} for k in range(5)]
+                answer = http.post(server.url + "/api/v1/reports", json=body, timeout=30,
+                                   headers={"Authorization": f"Bearer {feed}"})
+                assert answer.status_code == 200
+                sent += len(body)
+                time.sleep(0.25)
+        until = time.monotonic() + 10
+        while len(seqs) < sent and time.monotonic() < until:
+            time.sleep(0.1)
+        assert not drops and screen.connected
+        assert len(seqs) == sent
+        assert seqs == sorted(set(seqs))  # in order, none twice
+    finally:
+        screen.disconnect()
+        server.stop()
