@@ -15,7 +15,7 @@
  * - The page opens with no network after one online visit (the service worker /grid-sw.js keeps
  *   the shell; the last orders, config and reports are kept in IndexedDB).
  *
- * Test hooks: window.cmdcenterField = {ready(), connected(), nodes(), beeps(), outbox(), kick(),
+ * Test hooks: window.cmdcenterField = {ready(), connected(), nodes(), beeps(), outbox(), sending(), kick(),
  *   idle(), uploadResumable(reportId, blob)}.
  */
 (function () {
@@ -123,6 +123,17 @@
     function outboxOf(user) {
         return store("outbox", "readonly", function (s) { return s.index("user").getAll(user); }).then(function (all) {
             return (all || []).sort(function (a, b) { return a.created - b.created || (a.id < b.id ? -1 : 1); });
+        });
+    }
+
+    // an attempt cut short when the page closed (the battery ran out mid-send) is waiting
+    // again: nothing is being sent before this page starts sending, so none says 发送中
+    function unstick(user) {
+        return outboxOf(user).then(function (entries) {
+            return Promise.all(entries.filter(function (e) { return e.state === "sending"; }).map(function (e) {
+                e.state = "pending";
+                return put("outbox", e);
+            }));
         });
     }
 
@@ -926,7 +937,8 @@
         var csrf = $("grid-csrf");
         if (csrf) { csrf.value = C.csrf(); }
         renderForm();
-        return Promise.all([get("kv", "nodes:" + cfg.me.name), get("kv", "mine:" + cfg.me.name)]).then(function (kept) {
+        return Promise.all([get("kv", "nodes:" + cfg.me.name), get("kv", "mine:" + cfg.me.name),
+                            unstick(cfg.me.name)]).then(function (kept) {
             if (kept[0]) {
                 S.incidents = kept[0].incidents || {};
                 merge(kept[0].value || [], true);
@@ -1013,6 +1025,7 @@
         beeps: function () { return S.beeps; },
         outbox: function () { return db && S.cfg ? outboxOf(S.cfg.me.name) : Promise.resolve([]); },
         idle: function () { return S.idle && !S.sending; },
+        sending: function () { return S.sending; },
         kick: kick,
         uploadResumable: function (reportId, blob) {
             return sha256(blob).then(function (sha) {
