@@ -48,6 +48,9 @@ class Settings:
     rate_burst: int = 5000
     future_tolerance_seconds: int = 300
     live_flush_ms: int = 20
+    # Engine.IO pings each connection this often; one that does not answer within twice this
+    # is dropped (and its websocket closed by the writer after the two together without data)
+    ping_seconds: float = 10.0
     secret_key: str | None = field(default=None, repr=False)
     # "dept.code:名称,…" overrides the built-in list of stationed departments
     departments: str | None = None
@@ -84,7 +87,7 @@ class Settings:
 
 _INT_FIELDS = {"port", "max_message_bytes", "max_list", "rate_burst", "future_tolerance_seconds",
                "live_flush_ms"}
-_FLOAT_FIELDS = {"rate_per_second", "supervision_seconds", "watch_seconds"}
+_FLOAT_FIELDS = {"rate_per_second", "supervision_seconds", "watch_seconds", "ping_seconds"}
 
 
 def load(**overrides) -> Settings:
@@ -119,6 +122,9 @@ _NODE = re.compile(r"[A-Za-z0-9]{1,32}")
 
 
 def _check_urls(settings: Settings) -> None:
+    if not 1 <= settings.ping_seconds <= 300:
+        raise ConfigError(f"CMDCENTER_PING_SECONDS must be from 1 to 300, got "
+                          f"{settings.ping_seconds!r}")
     if settings.node is not None and not _NODE.fullmatch(settings.node):
         raise ConfigError(f"CMDCENTER_NODE must be 1 to 32 letters or digits, got "
                           f"{settings.node!r}")

@@ -118,7 +118,8 @@ def create_app(settings: Settings, *, core: Core | None = None, start_background
     engineio_limit = max(settings.max_message_bytes * 2, settings.max_message_bytes + (1 << 20))
     sockets.socketio.init_app(
         server, async_mode=async_mode, path="socket.io", max_http_buffer_size=engineio_limit,
-        ping_interval=10, ping_timeout=20, json=payload.StrictJSON)
+        ping_interval=settings.ping_seconds, ping_timeout=2 * settings.ping_seconds,
+        json=payload.StrictJSON)
     sockets.install_guard(sockets.socketio, settings.max_message_bytes)
     sockets.mark_sids(sockets.socketio, settings.node)
     sockets.register(sockets.socketio)
