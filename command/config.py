@@ -72,6 +72,9 @@ class Settings:
     # this process's name in the Engine.IO session ids it issues ("<node>.<random>"), which
     # nginx routes polling requests by (deploy/nginx): letters and digits, unique per deployment
     node: str | None = None
+    # tests only: a file holding seconds added to the wall clock (read at most 10 times a
+    # second), so a test can move a real server past a time limit instead of waiting for it
+    clock_file: str | None = None
 
     @property
     def db_url(self) -> str:

@@ -68,6 +68,10 @@ class Core:
         except ValueError as exc:
             raise config_mod.ConfigError(f"CMDCENTER_MATTER_CATEGORIES: {exc}") from None
         self.limits = _limits(settings)
+        if clock is None and settings.clock_file:
+            from command.clock import FileOffsetClock
+
+            clock = FileOffsetClock(settings.clock_file)
         self.clock = clock or Clock()
         self._bus = bus
         self.units = UnitRegistry()

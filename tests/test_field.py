@@ -175,7 +175,7 @@ def test_sigkill_between_issue_and_sign_off_loses_nothing(team):
 
 def test_unsigned_node_past_its_limit_alerts_the_township(tmp_path, server_env):
     env = {**server_env, "CMDCENTER_TIME_LIMITS": '{"3": [1, 30], "escalate_after": 100}',
-           "CMDCENTER_SUPERVISION_SECONDS": "1"}
+           "CMDCENTER_SUPERVISION_SECONDS": "1", "CMDCENTER_CLOCK_FILE": str(tmp_path / "clock")}
     srv = servers.Server(tmp_path / "data", servers.free_port(), env).start()
     live = None
     try:
@@ -187,7 +187,8 @@ def test_unsigned_node_past_its_limit_alerts_the_township(tmp_path, server_env):
         limit = (datetime.fromisoformat(issued["ack_by"])
                  - datetime.fromisoformat(issued["created_at"])).total_seconds()
         assert limit == 60
-        alert = live.wait_for("alerts", lambda a: incident in a["incidents"], timeout=150)
+        srv.advance_clock(61)  # the minute passes on the server's clock
+        alert = live.wait_for("alerts", lambda a: incident in a["incidents"], timeout=60)
         assert alert["rule"] == "overdue" and alert["status"] == "open"
         assert alert["units"] == ["DEMO-T01"] and alert["message"]
         listed = team.get(team.town, "/api/v1/alerts")

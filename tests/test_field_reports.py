@@ -73,9 +73,10 @@ class Phone:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    srv = servers.Server(tmp_path_factory.mktemp("phone") / "data", servers.free_port(),
-                         {"CMDCENTER_LOG": "WARNING", "CMDCENTER_SUPERVISION_SECONDS": "1"}
-                         ).start()
+    root = tmp_path_factory.mktemp("phone")
+    srv = servers.Server(root / "data", servers.free_port(),
+                         {"CMDCENTER_LOG": "WARNING", "CMDCENTER_SUPERVISION_SECONDS": "1",
+                          "CMDCENTER_CLOCK_FILE": str(root / "clock")}).start()
     w = {"srv": srv, "grid": Phone(srv, srv.add_user("g-zhang", "grid", GRID)),
          "other": Phone(srv, srv.add_user("g-li", "grid", "DEMO-T02-G01")),
          "town": Phone(srv, srv.add_user("t-wang", "township", "DEMO-T01")),
@@ -275,7 +276,8 @@ def test_a_late_arriving_on_time_sign_off_resolves_the_overdue_alert(world):
                                            "due_minutes": 600}).json()
     node = order["nodes"][0]
     signed_at = now_iso(0.2)  # on time, but the phone had no signal
-    deadline = time.monotonic() + 150
+    srv.advance_clock(61)  # the server's minute passes; the phone's sign-off has not arrived
+    deadline = time.monotonic() + 60
     alert = None
     while time.monotonic() < deadline and alert is None:
         alert = next((a for a in srv.get("/api/v1/alerts").json()
