@@ -219,7 +219,7 @@ def clients():
     yield made
     for client in made:
         try:
-            client.disconnect()
+            client.shutdown()  # also stops a reconnect loop (a client of a killed process)
         except Exception:
             pass
 
