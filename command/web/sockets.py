@@ -30,6 +30,7 @@ LIVE_CATCHUP_MAX = 1000
 EMIT_CHUNK = 1000
 WINDOW_PER_CONNECTION = 0.0001  # seconds of flush window per open connection …
 MAX_WINDOW = 0.25  # … up to this
+FULL_BATCH = 100  # changes waiting that go out at once, window or not
 
 
 def core():
@@ -280,7 +281,9 @@ class Broadcaster:
 
     Each item goes to the rooms `rooms(item)` names, on every (namespace, event) given: a user
     is sent only what their scope lets them see. Idle, a change goes out at once; under load at
-    most one message per flush window.
+    most one message per flush window, unless FULL_BATCH changes are waiting (a burst): the
+    window exists to gather small changes into fewer frames, and waiting out the rest of it
+    would only make a burst later.
     """
 
     def __init__(self, sio: SocketIO, flush_seconds: float, rooms, outlets,
@@ -294,6 +297,7 @@ class Broadcaster:
         self._arrivals: list[tuple[float, int]] = []  # (monotonic arrival, items) per call
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._full = threading.Event()  # FULL_BATCH changes are waiting
         self._thread = threading.Thread(target=self._run, name="broadcaster", daemon=True)
         self._thread.start()
 
@@ -301,7 +305,10 @@ class Broadcaster:
         with self._lock:
             self._pending.extend(items)
             self._arrivals.append((time.monotonic(), len(items)))
+            full = len(self._pending) >= FULL_BATCH
         self._wake.set()
+        if full:
+            self._full.set()
 
     def _window(self) -> float:
         """The flush window: the configured one, widened with the connections this process
@@ -317,8 +324,9 @@ class Broadcaster:
             self._wake.wait()
             pause = last + self._window() - time.monotonic()
             if pause > 0:
-                time.sleep(pause)
+                self._full.wait(pause)
             self._wake.clear()
+            self._full.clear()
             last = time.monotonic()
             with self._lock:
                 batch, self._pending = self._pending, []
