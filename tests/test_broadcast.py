@@ -12,9 +12,10 @@ from command.web import sockets
 class _Sio:
     """What the broadcaster uses of Flask-SocketIO: the connection count, the rooms, emit."""
 
-    def __init__(self, sent: queue.Queue) -> None:
-        self.server = SimpleNamespace(eio=SimpleNamespace(sockets={"sid": object()}),
-                                      manager=SimpleNamespace(rooms={"/live": {"county": {"sid"}}}))
+    def __init__(self, sent: queue.Queue, phones: int = 0) -> None:
+        rooms = {"/live": {None: {"sid"}, "county": {"sid"}},
+                 "/field": {None: {f"phone{i}" for i in range(phones)}}}
+        self.server = SimpleNamespace(manager=SimpleNamespace(rooms=rooms))
         self._sent = sent
 
     def emit(self, event, items, namespace, to):
@@ -38,3 +39,13 @@ def test_a_burst_goes_out_without_waiting_out_the_flush_window(monkeypatch):
     assert [i["seq"] for i in items] == list(range(2, 153))
     broadcast([{"seq": 153}])
     assert sent.empty() and [i["seq"] for i in sent.get(timeout=10)[1]] == [153]
+
+
+def test_the_window_counts_only_the_connections_the_changes_go_to(monkeypatch):
+    monkeypatch.setattr(sockets, "WINDOW_PER_CONNECTION", 0.001)
+    sio = _Sio(queue.Queue(), phones=1500)
+    incidents = sockets.Broadcaster(sio, 0.02, lambda item: ["county"], [("/live", "incidents")])
+    assert incidents._window() == 0.02  # one screen on /live; the phones get no incidents
+    orders = sockets.Broadcaster(sio, 0.02, lambda item: ["county"],
+                                 [("/live", "orders"), ("/field", "orders")])
+    assert orders._window() == sockets.MAX_WINDOW  # 1,501 connections: 1.5 s, capped
