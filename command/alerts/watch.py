@@ -33,6 +33,7 @@ from command.feeds.models import feeds
 from command.incidents.models import incidents
 from command.matters import numbers, related
 from command.matters.categories import ROLE_LABELS, is_matter
+from command.matters.models import matter_parties
 from command.orders.service import Changes, Work
 from layers.locate import Locator
 
@@ -168,8 +169,18 @@ class RiskWatch:
             return []
         out = []
         with self.core.read() as session:
+            # one query for the arrivals with parties at all (a feed's complaints have none),
+            # then the counts of those only
+            with_parties = set(session.execute(
+                sa.select(matter_parties.c.incident_id)
+                .where(matter_parties.c.incident_id.in_([e["id"] for e in events]))
+                .distinct()).scalars())
+            if not with_parties:
+                return []
             county = numbers.prefix(self.core.units.current(session))
             for e in events:
+                if e["id"] not in with_parties:
+                    continue
                 for party in related.repeat_counts(session, e["id"], now=now,
                                                    months=self.cfg.repeat_party.months):
                     units = [county] + ([e["township"]["code"]] if e["township"] else [])
