@@ -28,7 +28,7 @@ socketio = SocketIO()
 
 LIVE_CATCHUP_MAX = 1000
 EMIT_CHUNK = 1000
-WINDOW_PER_CONNECTION = 0.0001  # seconds of flush window per open connection …
+WINDOW_PER_CONNECTION = 0.0001  # seconds of flush window per connection it sends to …
 MAX_WINDOW = 0.25  # … up to this
 FULL_BATCH = 100  # changes waiting that go out at once, window or not
 
