@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -135,8 +134,8 @@ class Server:
         self.stop()
         return self.start()
 
-    def _sessions(self):
-        """Write sessions on the server's database, opened in the test process: setting up a
+    def _session(self):
+        """A write session on the server's database, opened in the test process: setting up a
         user or a feed here takes milliseconds, through the CLI a second or two (473 runs made
         up a third of the suite). The CLI's own commands are tested in test_cli.py."""
         if getattr(self, "_write", None) is None:
@@ -147,7 +146,7 @@ class Server:
                            database_url=self.env.get("CMDCENTER_DATABASE_URL")).db_url
             self._engine = make_engine(url)
             self._write = make_sessionmaker(self._engine, write=True)
-        return self._write
+        return self._write()
 
     def add_user(self, name: str, role: str, unit: str | None = None,
                  password: str = "password-123") -> str:
@@ -159,7 +158,7 @@ class Server:
 
         if role == "dept" and unit and not unit.startswith("dept."):
             unit = "dept." + unit
-        with self._sessions()() as session, session.begin():
+        with self._session() as session, session.begin():
             service.create(session, name=name, role=role, unit_code=unit, password=password,
                            now=datetime.now(timezone.utc))
             return service.issue_token(session, name=name)
@@ -183,7 +182,7 @@ class Server:
 
         from command.feeds import service
 
-        with self._sessions()() as session, session.begin():
+        with self._session() as session, session.begin():
             _, token = service.create(session, name=name, unit_code=unit,
                                       now=datetime.now(timezone.utc))
         return token
