@@ -284,8 +284,9 @@ def _direct_sends() -> None:
 
     def send(self, pkt):
         writes = self.__dict__.get("_direct")
-        if (writes is not None and pkt.packet_type != eio_packet.PING and self.upgraded and not self.upgrading and not self.closing
-                and not self.closed and self.queue.empty()):
+        if (writes is not None and pkt.packet_type != eio_packet.PING and self.upgraded
+                and not self.upgrading and not self.closing and not self.closed
+                and self.queue.empty()):
             if not self.check_ping_timeout():
                 return
             frame = pkt.__dict__.get("_frame")

@@ -130,7 +130,8 @@
     // again: nothing is being sent before this page starts sending, so none says 发送中
     function unstick(user) {
         return outboxOf(user).then(function (entries) {
-            return Promise.all(entries.filter(function (e) { return e.state === "sending"; }).map(function (e) {
+            var stuck = entries.filter(function (e) { return e.state === "sending"; });
+            return Promise.all(stuck.map(function (e) {
                 e.state = "pending";
                 return put("outbox", e);
             }));
