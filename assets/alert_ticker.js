@@ -374,6 +374,15 @@
         window.dash_clientside.set_props(mapId, {figure: patch.build()});
     }
 
+    function pageIncident(id) {
+        var pages = [window.cmdcenterDesk, window.cmdcenterLive];
+        for (var k = 0; k < pages.length; k++) {
+            var rec = pages[k] && pages[k].incident && pages[k].incident(id);
+            if (rec) { return rec; }
+        }
+        return null;
+    }
+
     function focusMap(ids) {
         var mapId = ["situation-map", "command-map"].filter(function (id) {
             return document.getElementById(id);
@@ -381,9 +390,18 @@
         var plot = mapId && document.querySelector("#" + mapId + " .js-plotly-plot");
         if (!plot || !window.dash_clientside || !window.dash_clientside.Patch || !plot.data ||
             !plot.layout || !plot.layout.map) { return; }
-        var want = {};
-        ids.forEach(function (id) { want[id] = true; });
-        var lons = [], lats = [];
+        // where the page's own records place them (the map may not have drawn a marker that just
+        // arrived yet), else where the map's markers are
+        var want = {}, lons = [], lats = [];
+        ids.forEach(function (id) {
+            var rec = pageIncident(id);
+            if (rec && rec.lon != null && rec.lat != null) {
+                lons.push(Number(rec.lon));
+                lats.push(Number(rec.lat));
+            } else {
+                want[id] = true;
+            }
+        });
         plot.data.forEach(function (tr) {
             (tr.customdata || []).forEach(function (cd, i) {
                 if (typeof cd === "string" && want[cd] && tr.lon && tr.lat) {

@@ -1070,6 +1070,7 @@
         socket: function () {
             return live || (window.cmdcenterWindow && window.cmdcenterWindow.socket());
         },
-        select: function (id) { if (S && S.kind === "command") { select(id); } }
+        select: function (id) { if (S && S.kind === "command") { select(id); } },
+        incident: function (id) { return S && S.recs ? S.recs.get(id) || null : null; }
     };
 }());

@@ -678,6 +678,8 @@
         // hand incidents to the page as if `/live` had sent them (tests of in-place updates)
         receive: function (items) { if (S) { enqueue(items); } },
         socket: function () { return socket; },
+        // one incident as the screen holds it (the alert ticker centres the map on it)
+        incident: function (id) { return S ? S.recs.get(id) || null : null; },
         // the counted incidents of the screen's 近24小时 ({t, type, received_at}), for the trend panel
         records: function () {
             var out = [];
