@@ -229,6 +229,15 @@ def _domain_error(exc: ValidationError) -> DomainError:
     return DomainError(code, message, field)
 
 
+def field_only(report: Report, name: str):
+    """A FieldReport's own field (`parties`, `closure`, `position` …), None on a feed's Report.
+
+    The same as getattr(report, name, None), without the AttributeError pydantic raises (and
+    the ingest of a 500-report burst paid ~4,500 times) for a field the model does not have.
+    """
+    return report.__dict__.get(name)
+
+
 def fingerprint(report: Report, lon: float, lat: float) -> str:
     """A digest of the report's content after normalising (label→code, time→UTC, datum→WGS-84)."""
     content = [
@@ -238,9 +247,10 @@ def fingerprint(report: Report, lon: float, lat: float) -> str:
     ]
     if report.category is not None:  # absent from digests stored before categories existed
         content.append(report.category)
-    extra = [getattr(report, k, None) for k in ("position", "accuracy_m", "closure", "note")]
-    if any(v is not None for v in extra) or getattr(report, "parties", None):
-        content.append([*extra, [p.model_dump() for p in getattr(report, "parties", [])]])
+    extra = [field_only(report, k) for k in ("position", "accuracy_m", "closure", "note")]
+    parties = field_only(report, "parties")
+    if any(v is not None for v in extra) or parties:
+        content.append([*extra, [p.model_dump() for p in parties or []]])
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 

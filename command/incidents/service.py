@@ -15,7 +15,8 @@ from command.clock import iso_shanghai
 from command.db import next_seq
 from command.errors import DomainError
 from command.incidents.models import incidents
-from command.incidents.schemas import FieldReport, Report, fingerprint, mask_phone, validate
+from command.incidents.schemas import (FieldReport, Report, field_only, fingerprint, mask_phone,
+                                      validate)
 from command.incidents.types import TYPE_LABELS
 from command.incidents.workflow import STATE_LABELS
 from command.matters.categories import MATTER_TYPES, category_label, channel_label
@@ -92,7 +93,7 @@ def ingest(session: Session, feed, raws: list[Any], *, locator: Locator, now: da
     for i, raw in enumerate(raws):
         try:
             report = validate(raw, now=now, max_future=max_future, schema=schema)
-            if getattr(report, "parties", None) and keyring is not None and any(
+            if field_only(report, "parties") and keyring is not None and any(
                     p.id_number or p.phone for p in report.parties):
                 keyring.require()
             if report.grid is not None and not _is_grid(locator, report.grid):
@@ -197,7 +198,7 @@ def _insert(session: Session, source: Source, fresh: dict[int, Placed], *, locat
     rows = []
     for j, p in enumerate(items):
         r = p.report
-        closure = getattr(r, "closure", None)
+        closure = field_only(r, "closure")
         rows.append({
             "id": uuid.uuid4().hex, "seq": None, "feed_id": source.feed_id, "source_id": r.id,
             "fingerprint": p.fingerprint, "type": r.type, "severity": r.severity,
@@ -208,7 +209,7 @@ def _insert(session: Session, source: Source, fresh: dict[int, Placed], *, locat
             "status": "closed" if closure else "reported",
             "channel": source.channel, "category": r.category, "case_no": None,
             "approximate": r.approximate, "reporter_user": source.user,
-            "position": getattr(r, "position", None), "accuracy_m": getattr(r, "accuracy_m", None),
+            "position": field_only(r, "position"), "accuracy_m": field_only(r, "accuracy_m"),
             "photo_count": 0,
         })
     insert_incidents(session, rows, locator=locator)
