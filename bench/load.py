@@ -1,6 +1,8 @@
 """`make bench-load` (`python -m bench.load`): a county's peak, a stress and a reconnect storm
 against `cmdcenter serve --workers N` behind the shipped nginx config (TLS), on PostgreSQL and
-Redis, driven by Node socket.io clients (bench/load/load.js), printed as a table.
+Redis, driven by Node clients (bench/load/load.js: socket.io-client for phones and feeds, a
+minimal Socket.IO client of its own for the screens unless `--screens socket.io`), printed as a
+table.
 
 - County peak: the demo county with 1,500 grid accounts (a `cmdcenter users import`), 1,500
   phones on /field (one per account), 200 screens on /live (county, township and department
@@ -17,6 +19,10 @@ report; township screens: their township's; department screens see what is order
 are measured for latency only). PostgreSQL: CMDCENTER_DATABASE_URL or the local `test`
 database (a schema of its own, dropped after); Redis: CMDCENTER_REDIS_URL or the local one (a
 prefix of its own).
+
+For looking inside: BENCH_DEBUG=1 also prints the county peak's burst and stream latency
+percentiles and each process group's cores in 0.1 s steps around the burst; BENCH_NODE_ARGS
+goes to every Node process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 GRID_ACCOUNTS = 1_500
 SCREEN_NODES = 4  # Node processes holding the county peak's 200 screens
+DEBUG = bool(os.environ.get("BENCH_DEBUG"))  # see the module docstring
 TARGETS = {"live_p99": 300.0, "order_p99": 300.0, "memory_mb": 1536.0, "stress_p99": 500.0,
            "storm_s": 60.0}
 
@@ -95,6 +102,7 @@ class Deployment:
         import sqlalchemy as sa
 
         self.workers = workers
+        self.screens_client = "light"  # load.js screens: "light" or "socket.io"
         self.tmp = Path(tempfile.mkdtemp(prefix="cmdcenter-bench-load-"))
         server_pg = os.environ.get("CMDCENTER_DATABASE_URL") or DEFAULT_PG
         self.schema = "bench_" + uuid.uuid4().hex[:10]
@@ -326,7 +334,8 @@ class Node:
         cfg = {"url": dep.nginx.url, "ca": str(dep.nginx.ca), "out": str(self.out), **config}
         path = dep.tmp / f"{name}.json"
         path.write_text(json.dumps(cfg))
-        self.proc = subprocess.Popen(["node", str(LOAD_DIR / "load.js"), str(path)],
+        extra = os.environ.get("BENCH_NODE_ARGS", "").split()  # e.g. --cpu-prof (profiling)
+        self.proc = subprocess.Popen(["node", *extra, str(LOAD_DIR / "load.js"), str(path)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      cwd=LOAD_DIR)
         self.status = {"connected": 0, "ready": 0, "sent": 0, "errors": 0}
@@ -353,6 +362,9 @@ def wait_ready(nodes: list[Node], total: int, timeout: float) -> float:
     while time.monotonic() - started < timeout:
         if sum(n.status["ready"] for n in nodes) >= total:
             return time.monotonic() - started
+        gone = [n for n in nodes if n.proc.poll() is not None]
+        if gone:  # a generator process died: say why now, not after the timeout
+            raise RuntimeError("a load.js process exited: " + "; ".join(gone[0].lines[-5:]))
         time.sleep(0.25)
     got = sum(n.status["ready"] for n in nodes)
     said = [line for n in nodes for line in n.lines[-5:]]
@@ -415,7 +427,8 @@ def county_peak(dep: Deployment, county: dict, seconds: float) -> dict:
     incidents = seed_incidents(dep, county["feeds"][-1])
     nodes = [Node(dep, {"kind": "phones", "clients": part, "spread_ms": 15}, f"phones{i}")
              for i, part in enumerate(split(phones, 2))]
-    nodes += [Node(dep, {"kind": "screens", "clients": part, "spread_ms": 20 * SCREEN_NODES},
+    nodes += [Node(dep, {"kind": "screens", "clients": part, "spread_ms": 20 * SCREEN_NODES,
+                         "client": dep.screens_client},
                    f"screens{i}") for i, part in enumerate(split(screens, SCREEN_NODES))]
     ramp = wait_ready(nodes, len(phones) + len(screens), 300)
     time.sleep(3)
@@ -428,7 +441,9 @@ def county_peak(dep: Deployment, county: dict, seconds: float) -> dict:
                        "places": county["places"]}, "feeds")
     orders = Node(dep, {"kind": "orders", "token": tokens["leader0"], "grids": county["grids"],
                         "incidents": incidents}, "orders")
-    trace = CpuTrace({"servers": servers, "generator": gen + [feeds.proc.pid, orders.proc.pid],
+    each = {f"srv{i}": [pid] for i, pid in enumerate(servers)} if DEBUG else {}
+    trace = CpuTrace({**each, "servers": servers,
+                      "generator": gen + [feeds.proc.pid, orders.proc.pid],
                       "nginx": _pids("nginx"), "PostgreSQL": _pids("postgres"),
                       "Redis": _pids("redis-server")})
     time.sleep(seconds)
@@ -452,6 +467,8 @@ def county_peak(dep: Deployment, county: dict, seconds: float) -> dict:
     burst = [x for r in screen_results for x in r.get("burst_latencies", [])]
     stream = [x for r in screen_results for x in r.get("stream_latencies", [])]
     del all_gen
+    if DEBUG:
+        _print_inside(trace, burst_at, burst, stream)
     return {"burst_p50": pct(burst, 50), "burst_p99": pct(burst, 99),
             "stream_p99": pct(stream, 99), "burst_acked_ms": feed_result.get("burst_acked_ms"),
             "error_reasons": _reasons([feed_result, orders_result, *results]),
@@ -464,6 +481,19 @@ def county_peak(dep: Deployment, county: dict, seconds: float) -> dict:
             "order_p99": pct(order_lat, 99), "order_n": len(order_lat), "lost": missing,
             "checked": checked, "memory_mb": memory, "gen_cpu": gen_cpu, "srv_cpu": srv_cpu,
             "clients": len(phones) + len(screens)}
+
+
+def _print_inside(trace: CpuTrace, burst_at: float | None, burst: list, stream: list) -> None:
+    """BENCH_DEBUG: the cores of each group in 0.1 s steps around the burst, and percentiles."""
+    if burst_at:
+        b0 = burst_at / 1000
+        for k in range(-1, 8):
+            cores = trace.cores(b0 + k * 0.1 - 0.051, b0 + (k + 1) * 0.1 + 0.051)
+            print(f"{k * 100:+5d} ms", " ".join(f"{n} {v:.2f}" for n, v in cores.items()),
+                  file=sys.stderr)
+    for label, xs in (("burst", burst), ("stream", stream)):
+        print(label, "p0 p1 p10 p25 p50 p75 p90 p99 p100 (ms):",
+              [pct(xs, q) for q in (0, 1, 10, 25, 50, 75, 90, 99, 100)], file=sys.stderr)
 
 
 class CpuTrace:
@@ -480,7 +510,7 @@ class CpuTrace:
         while not self._stop.is_set():
             self.samples.append((time.time(), {name: cpu_seconds(pids)
                                                for name, pids in self.groups.items()}))
-            self._stop.wait(0.1)
+            self._stop.wait(0.05 if DEBUG else 0.1)
 
     def stop(self) -> None:
         self._stop.set()
@@ -519,7 +549,8 @@ def stress_and_storm(dep: Deployment, county: dict, seconds: float) -> tuple[dic
     tokens = county["tokens"]
     screens = [{"token": tokens[f"duty{i % 5}"], "scope": "county", "unit": None}
                for i in range(2000)]
-    nodes = [Node(dep, {"kind": "screens", "clients": part, "spread_ms": 25}, f"stress{i}")
+    nodes = [Node(dep, {"kind": "screens", "clients": part, "spread_ms": 25,
+                        "client": dep.screens_client}, f"stress{i}")
              for i, part in enumerate(split(screens, 2))]
     ramp = wait_ready(nodes, len(screens), 300)
     time.sleep(3)
@@ -646,14 +677,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured window")
     parser.add_argument("--only", choices=("peak", "stress"), default=None,
                         help="one scenario (stress includes the reconnect storm)")
+    parser.add_argument("--screens", choices=("light", "socket.io"), default="light",
+                        help="the screens' client: load.js's own minimal one (default) or "
+                             "socket.io-client")
     args = parser.parse_args(argv)
     if shutil.which("node") is None:
         print("bench-load needs Node.js (node) on PATH", file=sys.stderr)
         return 2
-    if not (LOAD_DIR / "node_modules" / "socket.io-client").is_dir():
+    if not all((LOAD_DIR / "node_modules" / m).is_dir() for m in ("socket.io-client", "ws")):
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=LOAD_DIR,
                        check=True)
     dep = Deployment(args.workers)
+    dep.screens_client = args.screens
     peak = stress = storm = None
     try:
         county = populate(dep)
@@ -671,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
         setup = (f"{args.workers} server processes (cmdcenter serve --workers {args.workers}, "
                  f"{server}) behind nginx (TLS, the shipped config); PostgreSQL {pg_version} "
                  f"and Redis {redis_version} on this host; {os.cpu_count()} CPUs shared with "
-                 f"the Node generator; users import of {GRID_ACCOUNTS:,} grid accounts "
+                 f"the Node generator (screens on {_CLIENTS[args.screens]}); users import "
+                 f"of {GRID_ACCOUNTS:,} grid accounts "
                  f"{county['import_s']:.0f} s")
         print(setup, flush=True)
         if args.only in (None, "peak"):
@@ -693,6 +729,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         dep.close()
     return 0
+
+
+_CLIENTS = {"light": "load.js's minimal Socket.IO client", "socket.io": "socket.io-client"}
 
 
 def _server_kind() -> str:

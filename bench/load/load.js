@@ -1,7 +1,8 @@
 // Load generator for `make bench-load` (bench/load.py drives it): one Node process holds many
-// socket.io clients of one kind and writes what it measured to a JSON file when told to stop
+// Socket.IO clients of one kind and writes what it measured to a JSON file when told to stop
 // (SIGTERM). Node is used so the generator is not the bottleneck: an event loop per process, no
-// interpreter lock, ~100 kB a client.
+// interpreter lock, ~100 kB a client. Phones, feeds and orders use socket.io-client (or https);
+// screens a minimal client of their own (see screen()).
 //
 //   node load.js CONFIG.json
 //
@@ -78,7 +79,167 @@ function error(reason) {
 
 // --- screens: /live, every incident kept by seq; after a reconnect, `since` from the last seq
 // seen before it, page by page (what the wall does) ----------------------------------------------
+//
+// A screen is a minimal Socket.IO client of its own (Engine.IO 4 over a websocket, the protocol
+// socket.io-client speaks with transports ["websocket"]; `ws` underneath, as in socket.io-client):
+// it answers pings, connects to /live with its token, reads each `incidents` message's seq and
+// source ids from its bytes, emits `since` with an ack id after a reconnect, and reconnects as
+// socket.io-client does (0.5 s doubling to 5 s, ±50 %). socket.io-client on 50 screens per process
+// took ~0.25 s of CPU per burst and process (UTF-8 checks and decoding, its emitters, JSON of
+// every other event): on two shared cores the generator, not the servers, set the burst's tail.
+// `cfg.client === "socket.io"` runs the screens on socket.io-client instead.
+const WebSocket = require("ws");
+const SEQ = Buffer.from('"seq":');
+const FEED = Buffer.from(',"feed":'); // an item's keys begin "seq", "feed", "source_id"
+const SOURCE_ID = Buffer.from('"source_id":"');
+const LIVE_EVENT = "42/live,[";
+const LIVE_INCIDENTS = '42/live,["incidents",';
+
+// The time a bench report was sent, from its id between bytes `from` and `to` ("b3-17-<ms>" for
+// the stream, "B0-…" for the burst), else 0.
+function benchSentAt(data, from, to) {
+  if (data[from] !== 0x62 && data[from] !== 0x42) return 0;
+  let dashes = 0;
+  let sent = 0;
+  for (let k = from + 1; k < to; k++) {
+    const c = data[k];
+    if (c === 0x2d) { dashes += 1; sent = 0; }
+    else if (c >= 0x30 && c <= 0x39) sent = sent * 10 + c - 0x30;
+    else return 0;
+  }
+  return dashes === 2 ? sent : 0;
+}
+
 function screen(spec) {
+  if (cfg.client === "socket.io") return ioScreen(spec);
+  const me = { unit: spec.unit, scope: spec.scope, seqs: [], last: 0, connects: 0, upAt: 0 };
+  out.clients.push(me);
+  const url = cfg.url.replace(/^http/, "ws") + "/socket.io/?EIO=4&transport=websocket";
+  let ws = null;
+  let up = false; // connected to /live
+  let caughtUp = false; // counted in `ready`
+  let generation = 0; // connections so far: a page of an earlier one stops
+  let attempts = 0;
+  let nextAck = 0;
+  const acks = new Map();
+  const send = (text) => { if (ws && ws.readyState === WebSocket.OPEN) ws.send(text); };
+  const emit = (event, data, callback) => {
+    const id = nextAck++;
+    const timer = setTimeout(() => { acks.delete(id); callback(new Error("timeout")); }, 30000);
+    acks.set(id, (answer) => { clearTimeout(timer); callback(null, answer); });
+    send(`42/live,${id}${JSON.stringify([event, data])}`);
+  };
+  const onIncidents = (data) => {
+    const t = now();
+    let found = 0;
+    for (let at = data.indexOf(SEQ, LIVE_INCIDENTS.length); at >= 0; at = data.indexOf(SEQ, at)) {
+      let k = at + SEQ.length;
+      let seq = 0;
+      while (data[k] >= 0x30 && data[k] <= 0x39) seq = seq * 10 + data[k++] - 0x30;
+      // not an item's own "seq" (its keys begin "seq", "feed", "source_id"): look further
+      if (data.compare(FEED, 0, FEED.length, k, k + FEED.length) !== 0) { at = k; continue; }
+      const from = data.indexOf(SOURCE_ID, k);
+      const to = from < 0 ? -1 : data.indexOf(0x22 /* " */, from + SOURCE_ID.length);
+      if (k === at + SEQ.length || to < 0) break;
+      found += 1;
+      me.seqs.push(seq);
+      if (seq > me.last) me.last = seq;
+      const sent = benchSentAt(data, from + SOURCE_ID.length, to);
+      if (sent > 0) {
+        latencies.push(t - sent);
+        const burst = data[from + SOURCE_ID.length] === 0x42; // "B…"
+        (burst ? burstLatencies : streamLatencies).push(t - sent);
+      }
+      at = to;
+    }
+    if (!found) error("unreadable incidents message");
+  };
+  const onConnect = () => {
+    attempts = 0;
+    me.connects += 1;
+    connected += 1;
+    up = true;
+    const mine = ++generation;
+    const caught = () => { caughtUp = true; ready += 1; me.upAt = now(); };
+    if (me.connects === 1) { caught(); return; }
+    out.reconnects += 1;
+    const page = (seq) => emit("since", { seq }, (err, answer) => {
+      if (mine !== generation || !up) return; // this connection is gone; the next one pages
+      if (err || !answer || !answer.items) {
+        error(err ? "since: " + err.message : "since: no items");
+        setTimeout(() => page(seq), 1000);
+        return;
+      }
+      for (const it of answer.items) {
+        me.seqs.push(it.seq);
+        if (it.seq > me.last) me.last = it.seq;
+      }
+      if (answer.items.length) page(answer.last_seq);
+      else caught();
+    });
+    page(me.last);
+  };
+  const dropped = (reason) => {
+    if (up) { connected -= 1; up = false; }
+    if (caughtUp) { ready -= 1; caughtUp = false; }
+    out.disconnects = out.disconnects || {};
+    out.disconnects[reason] = (out.disconnects[reason] || 0) + 1;
+    for (const callback of acks.values()) callback(new Error("disconnected"));
+    acks.clear();
+  };
+  const open = () => {
+    const sock = ws = new WebSocket(url, { ca, rejectUnauthorized: true, perMessageDeflate: false,
+                                         skipUTF8Validation: true, maxPayload: 256 * 1024 * 1024 });
+    let closed = false;
+    const retry = (reason) => {
+      if (closed) return;
+      closed = true;
+      if (up || reason !== "connect") dropped(reason === "connect" ? "transport error" : reason);
+      sock.terminate();
+      const delay = Math.min(500 * 2 ** attempts, 5000) * (0.5 + Math.random());
+      attempts += 1;
+      setTimeout(open, delay);
+    };
+    sock.on("message", (data) => {
+      // one Engine.IO packet per websocket message; `incidents` are read from the bytes (the
+      // server's JSON is ASCII, non-ASCII escaped), other packets as latin1 text
+      const kind = data[0];
+      if (kind === 0x34 /* 4: message */) {
+        if (data.latin1Slice(0, LIVE_INCIDENTS.length) === LIVE_INCIDENTS) {
+          onIncidents(data);
+          return;
+        }
+        if (data.latin1Slice(0, LIVE_EVENT.length) === LIVE_EVENT) return; // alerts, orders
+        const text = data.toString("latin1");
+        if (text.startsWith("40/live,")) onConnect();
+        else if (text.startsWith("43/live,")) {
+          const m = /^43\/live,(\d+)/.exec(text);
+          const callback = m && acks.get(Number(m[1]));
+          if (callback) {
+            acks.delete(Number(m[1]));
+            callback(JSON.parse(text.slice(m[0].length))[0]);
+          }
+        } else if (text.startsWith("44/live,")) {
+          error("connect: " + text.slice(8, 200));
+          retry("connect");
+        }
+        else if (text.startsWith("41/live")) retry("io server disconnect");
+      } else if (kind === 0x32 /* 2: ping */) send("3");
+      else if (kind === 0x30 /* 0: open */) {
+        send(`40/live,${JSON.stringify({ token: spec.token })}`);
+      }
+      else if (kind === 0x31 /* 1: close */) retry("transport close");
+    });
+    sock.on("close", () => retry("transport close"));
+    sock.on("error", (err) => {
+      if (!up) error("connect: " + err.message);
+      retry(up ? "transport error" : "connect");
+    });
+  };
+  open();
+}
+
+function ioScreen(spec) {
   const me = { unit: spec.unit, scope: spec.scope, seqs: new Set(), last: 0, connects: 0,
                upAt: 0 };
   out.clients.push(me);
