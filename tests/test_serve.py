@@ -28,6 +28,15 @@ def test_only_the_serving_commands_are_patched():
     assert not green.active()  # the tests import the app in-process: plain threads
 
 
+def test_the_startup_objects_are_frozen_out_of_full_collections(server):
+    # a full collection walks every object it tracks and stops the process, every screen's
+    # greenlet with it: the app's ~200,000 startup objects are frozen before serving
+    import re
+
+    said = re.search(r"froze (\d+) startup objects", server.log.read_text(errors="replace"))
+    assert said is not None and int(said.group(1)) > 50_000
+
+
 def test_answers_are_gzipped_but_images_are_not(server):
     login = requests.get(server.url + "/login", headers={"Accept-Encoding": "gzip"}, timeout=30)
     assert login.headers.get("Content-Encoding") == "gzip"

@@ -89,11 +89,22 @@ function error(reason) {
 // every other event): on two shared cores the generator, not the servers, set the burst's tail.
 // `cfg.client === "socket.io"` runs the screens on socket.io-client instead.
 const WebSocket = require("ws");
-const SEQ = Buffer.from('"seq":');
-const FEED = Buffer.from(',"feed":'); // an item's keys begin "seq", "feed", "source_id"
-const SOURCE_ID = Buffer.from('"source_id":"');
+const FEED = Buffer.from(',"feed":');
+const SOURCE_ID = Buffer.from(',"source_id":"');
 const LIVE_EVENT = "42/live,[";
 const LIVE_INCIDENTS = '42/live,["incidents",';
+
+// Whether `data` holds the bytes of `pattern` at `k`.
+function same(data, k, pattern) {
+  for (let i = 0; i < pattern.length; i++) if (data[k + i] !== pattern[i]) return false;
+  return true;
+}
+
+// The index of the quote that ends a JSON string starting at `k` (data.length if none).
+function stringEnd(data, k) {
+  while (k < data.length && data[k] !== 0x22) k += data[k] === 0x5c ? 2 : 1;
+  return k;
+}
 
 // The time a bench report was sent, from its id between bytes `from` and `to` ("b3-17-<ms>" for
 // the stream, "B0-…" for the burst), else 0.
@@ -132,25 +143,33 @@ function screen(spec) {
   const onIncidents = (data) => {
     const t = now();
     let found = 0;
-    for (let at = data.indexOf(SEQ, LIVE_INCIDENTS.length); at >= 0; at = data.indexOf(SEQ, at)) {
-      let k = at + SEQ.length;
+    // each item's keys begin "seq", "feed", "source_id"; a "q" is rare in our JSON (non-ASCII is
+    // escaped), so the next one is found by a byte search (memchr), ~8x faster than searching
+    // for '"seq":' whose first byte is in every key
+    for (let q = data.indexOf(0x71, LIVE_INCIDENTS.length); q >= 0; q = data.indexOf(0x71, q + 1)) {
+      if (data[q - 3] !== 0x22 || data[q - 2] !== 0x73 || data[q - 1] !== 0x65 ||
+          data[q + 1] !== 0x22 || data[q + 2] !== 0x3a) continue; // not "seq":
+      let k = q + 3;
       let seq = 0;
       while (data[k] >= 0x30 && data[k] <= 0x39) seq = seq * 10 + data[k++] - 0x30;
-      // not an item's own "seq" (its keys begin "seq", "feed", "source_id"): look further
-      if (data.compare(FEED, 0, FEED.length, k, k + FEED.length) !== 0) { at = k; continue; }
-      const from = data.indexOf(SOURCE_ID, k);
-      const to = from < 0 ? -1 : data.indexOf(0x22 /* " */, from + SOURCE_ID.length);
-      if (k === at + SEQ.length || to < 0) break;
+      if (k === q + 3 || !same(data, k, FEED)) continue; // a "seq" of something else
+      k += FEED.length;
+      if (data[k] === 0x22) k = stringEnd(data, k + 1) + 1; // the feed's name
+      else if (data[k] === 0x6e) k += 4; // null
+      else continue;
+      if (!same(data, k, SOURCE_ID)) continue;
+      const from = k + SOURCE_ID.length;
+      const to = stringEnd(data, from);
+      if (to >= data.length) break;
       found += 1;
       me.seqs.push(seq);
       if (seq > me.last) me.last = seq;
-      const sent = benchSentAt(data, from + SOURCE_ID.length, to);
+      const sent = benchSentAt(data, from, to);
       if (sent > 0) {
         latencies.push(t - sent);
-        const burst = data[from + SOURCE_ID.length] === 0x42; // "B…"
-        (burst ? burstLatencies : streamLatencies).push(t - sent);
+        (data[from] === 0x42 /* "B…" */ ? burstLatencies : streamLatencies).push(t - sent);
       }
-      at = to;
+      q = to;
     }
     if (!found) error("unreadable incidents message");
   };
