@@ -215,6 +215,9 @@ class Deployment:
                 r.delete(key)
         except Exception:
             pass
+        if DEBUG and (self.tmp / "workers.log").exists():  # the servers' log, for looking inside
+            shutil.copy(self.tmp / "workers.log", "/tmp/bench-load-workers.log")
+            print("servers' log: /tmp/bench-load-workers.log", file=sys.stderr)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -584,6 +587,7 @@ def stress_and_storm(dep: Deployment, county: dict, seconds: float) -> tuple[dic
             break
         time.sleep(0.25)
     time.sleep(10)  # the feed keeps going on the new processes
+    ready_at_end = sum(n.status["ready"] for n in nodes)
     feed_result = feed.finish()
     time.sleep(3)
     results = [n.finish() for n in nodes]
@@ -597,7 +601,9 @@ def stress_and_storm(dep: Deployment, county: dict, seconds: float) -> tuple[dic
               "p99": pct(latencies, 99), "n": len(latencies), "gen_cpu": stress_cpu[0],
               "srv_cpu": stress_cpu[1], "memory_mb": stress_memory}
     storm = {"back_s": back, "reconnects": reconnects, "lost": missing, "checked": checked,
-             "acked": len(acks), "memory_mb": memory, "feed_errors": feed_result["errors"]}
+             "acked": len(acks), "memory_mb": memory, "feed_errors": feed_result["errors"],
+             "ready_at_end": ready_at_end, "screens": len(screens),
+             "error_reasons": _reasons([feed_result, *results])}
     return stress, storm
 
 
@@ -661,6 +667,12 @@ def table(setup: str, peak: dict | None, stress: dict | None, storm: dict | None
             "≤ 60 s", storm["back_s"] is not None and storm["back_s"] <= TARGETS["storm_s"])
         add("reconnect storm: lost", f"{storm['lost']} of {storm['checked']:,}", "0",
             storm["lost"] == 0)
+        if storm["back_s"] is None:
+            rows.append(("reconnect storm: screens caught up at the end",
+                         f"{storm['ready_at_end']:,} of {storm['screens']:,}", "", ""))
+        if storm.get("error_reasons"):
+            rows.append(("reconnect storm: client errors and disconnects", "; ".join(
+                f"{k} × {v}" for k, v in sorted(storm["error_reasons"].items())), "", ""))
     width = [max(len(str(r[i])) for r in rows) for i in range(4)]
     lines = [setup, ""]
     for k, row in enumerate(rows):

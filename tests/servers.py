@@ -23,11 +23,35 @@ SESSION_LOGS: list[Path] = []
 SESSION_CLI_STDERR: list[str] = []
 
 
+def _below_ephemeral() -> range:
+    """Ports under the range the kernel hands to outgoing connections (Linux: 32768-60999).
+
+    A server port taken from that range can be taken by a client's connection while the
+    server restarts on it: bench.load's reconnect storm, 2,000 screens reconnecting through
+    nginx, once left a restarted process unable to listen for a minute (EADDRINUSE).
+    """
+    low = 32768
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return range(max(1024, low - 12000), low)
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now, outside the ephemeral range."""
+    import random
+
+    ports = _below_ephemeral()
+    for _ in range(500):
+        port = random.choice(ports)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
