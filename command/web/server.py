@@ -43,7 +43,8 @@ def freeze_startup_objects() -> int:
     Python's full collection walks every tracked object, and it stops the whole process, every
     greenlet with it: measured under the county peak (bench.load), full collections over
     ~300,000 objects took 170–360 ms, several times a minute per process, and one falling on a
-    burst delayed its acks to ~400 ms. With the startup objects frozen they took 25–90 ms.
+    burst holds its acks and its delivery that long. With the startup objects frozen they took
+    25–90 ms.
     What is created later (connections, incidents) is collected as before; frozen objects
     that become garbage are still freed by reference counting, only cycles among them stay.
     """
