@@ -11,14 +11,9 @@ from pathlib import Path
 
 import requests
 
+from tests.servers import free_port  # below the ephemeral range (bench.load uses it too)
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now, below the ephemeral range (tests.servers)."""
-    from tests.servers import free_port as below_ephemeral
-
-    return below_ephemeral()
 
 
 class BenchServer:

@@ -137,7 +137,7 @@ function screen(spec) {
   const emit = (event, data, callback) => {
     const id = nextAck++;
     const timer = setTimeout(() => { acks.delete(id); callback(new Error("timeout")); }, 30000);
-    acks.set(id, (answer) => { clearTimeout(timer); callback(null, answer); });
+    acks.set(id, (err, answer) => { clearTimeout(timer); callback(err, answer); });
     send(`42/live,${id}${JSON.stringify([event, data])}`);
   };
   const onIncidents = (data) => {
@@ -236,7 +236,7 @@ function screen(spec) {
           const callback = m && acks.get(Number(m[1]));
           if (callback) {
             acks.delete(Number(m[1]));
-            callback(JSON.parse(text.slice(m[0].length))[0]);
+            callback(null, JSON.parse(text.slice(m[0].length))[0]);
           }
         } else if (text.startsWith("44/live,")) {
           error("connect: " + text.slice(8, 200));
