@@ -83,6 +83,51 @@ def test_feed_to_ack_to_live_to_rest(server):
         live.close()
 
 
+def test_screens_asking_the_same_since_together_get_a_true_answer_in_their_scope(server):
+    """After a restart every screen asks `since` from the same seq at once and they share one
+    answer: a screen of another scope still gets its own, and paging on from an answer's
+    last_seq reaches what was stored after it was computed."""
+    from layers.demo import demo_county
+
+    g01 = demo_county().set_index("code").loc["DEMO-T01-G01"].geometry.representative_point()
+    town = server.add_user("镇干部-since", "township", "DEMO-T02")
+    feed = feed_client(server.url, server.add_feed("f-since"))
+    screens = [Live(server.url, server.duty_token) for _ in range(6)]
+    town_screen = Live(server.url, town)
+    try:
+        acks = feed.call("report", [report(i, lon=g01.x, lat=g01.y) for i in range(1, 4)],
+                         namespace="/feed")
+        stored = [a["incident"]["seq"] for a in acks]
+        answers = [None] * len(screens)
+
+        def ask(k):
+            answers[k] = screens[k].client.call("since", {"seq": 0}, namespace="/live",
+                                                timeout=10)
+
+        askers = [threading.Thread(target=ask, args=(k,)) for k in range(len(screens))]
+        for t in askers:
+            t.start()
+        for t in askers:
+            t.join(15)
+        assert all(a == answers[0] for a in answers)
+        assert [i["seq"] for i in answers[0]["items"]] == stored
+        mine = town_screen.client.call("since", {"seq": 0}, namespace="/live", timeout=10)
+        assert mine == {"items": [], "last_seq": stored[-1]}  # nothing in DEMO-T02
+        later = feed.call("report", report(9, lon=g01.x, lat=g01.y), namespace="/feed")
+        seen, seq = [], 0
+        for _ in range(5):  # the wall's paging: on from last_seq until a page is empty
+            page = screens[0].client.call("since", {"seq": seq}, namespace="/live", timeout=10)
+            if not page["items"]:
+                break
+            seen += [i["seq"] for i in page["items"]]
+            seq = page["last_seq"]
+        assert seen == [*stored, later["incident"]["seq"]]
+    finally:
+        feed.disconnect()
+        for live in (*screens, town_screen):
+            live.close()
+
+
 def test_resend_over_either_door_is_a_duplicate(server):
     token = server.add_feed("township-b")
     feed = feed_client(server.url, token)

@@ -16,6 +16,7 @@ from command import payload
 from command.errors import DomainError
 from command.feeds import service as feeds_service
 from command.incidents import service as incidents_service
+from command.incidents.catchup import SharedSince
 from command.orders import service as orders_service
 from command.matters.categories import is_matter
 from command.users.principal import MATTERS_ROOM, Principal, incident_rooms
@@ -189,16 +190,39 @@ class LiveNamespace(UserNamespace):
     """Screens receive `incidents`, `orders` and `alerts` (lists in ascending seq) and ask
     `since` to fill gaps in incidents."""
 
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        # after a restart every screen asks the same `since` at once: one answer for them all
+        # (those who joined their rooms before it began)
+        self.catchup = SharedSince(self._since)
+        self._joined: dict[str, float] = {}
+
+    def connected(self, principal: Principal) -> None:
+        self._joined[_sid()] = self.catchup.clock()
+
+    def on_disconnect(self, reason=None):
+        self._joined.pop(_sid(), None)
+        super().on_disconnect(reason)
+
     def on_since(self, data=None):
         seq = _seq((data or {}).get("seq", 0) if isinstance(data, (dict, type(None))) else None)
         if seq is None:
             return {"error": {"code": "invalid_field", "field": "seq",
                               "message": "seq must be an integer from 0 to 2^63-1"}}
+        principal = self._users.get(_sid())
+        if principal is None:
+            return {"error": {"code": "unauthorized", "message": "connect with a user token"}}
+        # county-wide readers all see the same changes; anyone else's scope is their own
+        scope = "county" if principal.county_wide else principal
+        return self.catchup((scope, seq, LIVE_CATCHUP_MAX), self._joined.get(_sid(), float("inf")))
+
+    def _since(self, key) -> dict:
+        scope, seq, limit = key
         c = core()
         with c.read() as session:
-            return incidents_service.since(session, seq, limit=LIVE_CATCHUP_MAX,
+            return incidents_service.since(session, seq, limit=limit,
                                            locator=c.units.current(session),
-                                           principal=self._users.get(_sid()))
+                                           principal=None if scope == "county" else scope)
 
 
 def _seq(value) -> int | None:
