@@ -1,6 +1,6 @@
 /*
  * Helpers every page script shares: window.cmdcenter = {csrf, api, h, setProps, newPatch, el,
- * esc, pad, hhmm, TZ_MS}.
+ * esc, pad, hhmm, TZ_MS, SINCE_PAGE}.
  *
  * Dash loads the files of assets/ in alphabetical order, so this one (00_…) comes first and the
  * others may read window.cmdcenter when they load.
@@ -14,11 +14,16 @@
  * - el(tag, className, text): a plain DOM element; text goes through textContent only.
  * - esc(text): text made safe inside HTML (plotly hover text).
  * - hhmm(iso): the clock time of an instant in China (Asia/Shanghai, no daylight saving).
+ * - SINCE_PAGE: the most changes one `since` answer on /live holds. A full page means ask on
+ *   from its last_seq; a shorter one holds everything up to the moment it was answered, and what
+ *   follows comes live on the connection: caught up (waiting for an empty page may never end
+ *   while reports stream in faster than a page's round trip).
  */
 (function () {
     "use strict";
 
     var TZ_MS = 8 * 3600 * 1000;  // Asia/Shanghai
+    var SINCE_PAGE = 1000;  // command/web/sockets.py LIVE_CATCHUP_MAX
 
     function csrf() {
         var m = document.cookie.match(/(?:^|;\s*)_csrf_token=([^;]*)/);
@@ -83,5 +88,6 @@
     }
 
     window.cmdcenter = {csrf: csrf, api: api, h: h, setProps: setProps, newPatch: newPatch,
-                        el: el, esc: esc, pad: pad, hhmm: hhmm, TZ_MS: TZ_MS};
+                        el: el, esc: esc, pad: pad, hhmm: hhmm, TZ_MS: TZ_MS,
+                        SINCE_PAGE: SINCE_PAGE};
 })();

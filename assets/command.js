@@ -161,7 +161,7 @@
                 return;
             }
             enqueue(answer.items);
-            if (answer.items.length) {
+            if (answer.items.length >= C.SINCE_PAGE) {  // a shorter page: the rest comes live
                 S.catchFrom = S.catchFrom === null ? answer.last_seq
                     : Math.min(S.catchFrom, answer.last_seq);
             }

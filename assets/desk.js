@@ -670,7 +670,8 @@
         live.timeout(10000).emit("since", {seq: from}, function (err, answer) {
             if (err || !answer || !Array.isArray(answer.items)) { setTimeout(function () { askSince(from); }, 2000); return; }
             upsert(answer.items);
-            if (answer.items.length) { askSince(answer.last_seq); } else if (answer.last_seq > S.lastSeq) { S.lastSeq = answer.last_seq; }
+            // a shorter page than SINCE_PAGE holds all there was; what follows comes live
+            if (answer.items.length >= C.SINCE_PAGE) { askSince(answer.last_seq); } else if (answer.last_seq > S.lastSeq) { S.lastSeq = answer.last_seq; }
         });
     }
 

@@ -430,7 +430,7 @@
                 return;
             }
             enqueue(answer.items);
-            if (answer.items.length) {
+            if (answer.items.length >= C.SINCE_PAGE) {  // a shorter page: the rest comes live
                 var next = answer.last_seq;
                 S.catchFrom = S.catchFrom === null ? next : Math.min(S.catchFrom, next);
             }

@@ -412,6 +412,22 @@ def lost(results: list[dict], acks: list, *, scopes=("county", "township")) -> t
     return missing, checked
 
 
+def _show_lost(results: list[dict], acks: list, mark: float) -> None:
+    """BENCH_DEBUG: which screens missed which acked reports (seconds from the storm's start)."""
+    shown = 0
+    for result in results:
+        for client in result["clients"]:
+            seen = set(client["seqs"])
+            missed = [(seq, t / 1000 - mark) for seq, _township, t in acks if seq not in seen]
+            if missed and shown < 12:
+                shown += 1
+                print(f"lost: {len(missed)} (seq {missed[0][0]}…{missed[-1][0]}, sent "
+                      f"{missed[0][1]:+.1f}…{missed[-1][1]:+.1f} s) by a screen {client.get('state')}"
+                      f", {client.get('connects')} connects, {client.get('pages')} pages, last "
+                      f"{client.get('last')}, up at {client.get('upAt', 0) / 1000 - mark:+.1f} s",
+                      flush=True)
+
+
 def split(items: list, parts: int) -> list[list]:
     return [items[i::parts] for i in range(parts)]
 
@@ -581,11 +597,18 @@ def stress_and_storm(dep: Deployment, county: dict, seconds: float) -> tuple[dic
     while time.monotonic() < deadline and sum(n.status["ready"] for n in nodes) >= len(screens):
         time.sleep(0.1)  # until the drop is noticed
     back = None
+    timeline, shown = [], 0.0  # BENCH_DEBUG: connected / caught up every 5 s
     while time.monotonic() < deadline:
         if sum(n.status["ready"] for n in nodes) >= len(screens):
             back = time.monotonic() - mark
             break
+        if DEBUG and time.monotonic() - mark >= shown:
+            timeline.append(f"{shown:.0f} s " + " + ".join(
+                f"{n.status['connected']:,}/{n.status['ready']:,}" for n in nodes))
+            shown += 5
         time.sleep(0.25)
+    if DEBUG:
+        print("storm, connected/caught up: " + ", ".join(timeline), flush=True)
     time.sleep(10)  # the feed keeps going on the new processes
     ready_at_end = sum(n.status["ready"] for n in nodes)
     feed_result = feed.finish()
@@ -596,6 +619,11 @@ def stress_and_storm(dep: Deployment, county: dict, seconds: float) -> tuple[dic
     before = [a for a in acks if a[2] / 1000 < time.time() - (time.monotonic() - mark)]
     latencies = [x for r in results for x in r["latencies"][:r.get("marked", 0)]]
     missing, checked = lost(results, acks)
+    if DEBUG:
+        print("screens' event loops, longest wait: " + ", ".join(
+            f"{r.get('loop_delay_max_ms', 0):.0f} ms" for r in results), flush=True)
+    if DEBUG and missing:
+        _show_lost(results, acks, time.time() - (time.monotonic() - mark))
     reconnects = sum(r["reconnects"] for r in results)
     stress = {"ramp_s": ramp, "acked": len(before), "p50": pct(latencies, 50),
               "p99": pct(latencies, 99), "n": len(latencies), "gen_cpu": stress_cpu[0],
@@ -603,6 +631,7 @@ def stress_and_storm(dep: Deployment, county: dict, seconds: float) -> tuple[dic
     storm = {"back_s": back, "reconnects": reconnects, "lost": missing, "checked": checked,
              "acked": len(acks), "memory_mb": memory, "feed_errors": feed_result["errors"],
              "ready_at_end": ready_at_end, "screens": len(screens),
+             "states": _reasons([{"error_reasons": r.get("states", {})} for r in results]),
              "error_reasons": _reasons([feed_result, *results])}
     return stress, storm
 
@@ -670,6 +699,8 @@ def table(setup: str, peak: dict | None, stress: dict | None, storm: dict | None
         if storm["back_s"] is None:
             rows.append(("reconnect storm: screens caught up at the end",
                          f"{storm['ready_at_end']:,} of {storm['screens']:,}", "", ""))
+            rows.append(("reconnect storm: screens at the end", "; ".join(
+                f"{k} × {v:,}" for k, v in sorted(storm.get("states", {}).items())), "", ""))
         if storm.get("error_reasons"):
             rows.append(("reconnect storm: client errors and disconnects", "; ".join(
                 f"{k} × {v}" for k, v in sorted(storm["error_reasons"].items())), "", ""))

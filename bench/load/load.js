@@ -21,6 +21,7 @@ const ca = cfg.ca ? fs.readFileSync(cfg.ca) : undefined;
 const agent = new https.Agent({ ca, keepAlive: true, maxSockets: 64 });
 const transports = cfg.transports || ["websocket"]; // what our own pages use
 const now = () => Date.now();
+const SINCE_PAGE = 1000; // the most one `since` answer holds (a shorter page: caught up)
 
 // Screens read `incidents` without building the objects: a burst of 500 to 200 screens is
 // ~90 MB of JSON, and parsing it all in the generator took a core for a second, competing with
@@ -123,7 +124,9 @@ function benchSentAt(data, from, to) {
 
 function screen(spec) {
   if (cfg.client === "socket.io") return ioScreen(spec);
-  const me = { unit: spec.unit, scope: spec.scope, seqs: [], last: 0, connects: 0, upAt: 0 };
+  // state: where the screen is (the table counts them when screens did not all catch up)
+  const me = { unit: spec.unit, scope: spec.scope, seqs: [], last: 0, connects: 0, upAt: 0,
+               state: "connecting", pages: 0 };
   out.clients.push(me);
   const url = cfg.url.replace(/^http/, "ws") + "/socket.io/?EIO=4&transport=websocket";
   let ws = null;
@@ -179,10 +182,12 @@ function screen(spec) {
     connected += 1;
     up = true;
     const mine = ++generation;
-    const caught = () => { caughtUp = true; ready += 1; me.upAt = now(); };
+    const caught = () => { caughtUp = true; ready += 1; me.upAt = now(); me.state = "caught up"; };
     if (me.connects === 1) { caught(); return; }
     out.reconnects += 1;
+    me.state = "paging since";
     const page = (seq) => emit("since", { seq }, (err, answer) => {
+      me.pages += 1;
       if (mine !== generation || !up) return; // this connection is gone; the next one pages
       if (err || !answer || !answer.items) {
         error(err ? "since: " + err.message : "since: no items");
@@ -193,12 +198,13 @@ function screen(spec) {
         me.seqs.push(it.seq);
         if (it.seq > me.last) me.last = it.seq;
       }
-      if (answer.items.length) page(answer.last_seq);
+      if (answer.items.length >= SINCE_PAGE) page(answer.last_seq); // else the rest is live
       else caught();
     });
     page(me.last);
   };
   const dropped = (reason) => {
+    me.state = "connecting";
     if (up) { connected -= 1; up = false; }
     if (caughtUp) { ready -= 1; caughtUp = false; }
     out.disconnects = out.disconnects || {};
@@ -213,6 +219,7 @@ function screen(spec) {
     const retry = (reason) => {
       if (closed) return;
       closed = true;
+      me.state = "connecting";
       if (up || reason !== "connect") dropped(reason === "connect" ? "transport error" : reason);
       sock.terminate();
       const delay = Math.min(500 * 2 ** attempts, 5000) * (0.5 + Math.random());
@@ -245,6 +252,7 @@ function screen(spec) {
         else if (text.startsWith("41/live")) retry("io server disconnect");
       } else if (kind === 0x32 /* 2: ping */) send("3");
       else if (kind === 0x30 /* 0: open */) {
+        me.state = "joining /live";
         send(`40/live,${JSON.stringify({ token: spec.token })}`);
       }
       else if (kind === 0x31 /* 1: close */) retry("transport close");
@@ -286,7 +294,7 @@ function ioScreen(spec) {
     const page = (seq) => sock.timeout(30000).emit("since", { seq }, (err, answer) => {
       if (err || !answer || !answer.items) { error(err ? "since: " + err.message : "since: no items"); setTimeout(() => page(seq), 1000); return; }
       for (const it of answer.items) { me.seqs.add(it.seq); if (it.seq > me.last) me.last = it.seq; }
-      if (answer.items.length) page(answer.last_seq);
+      if (answer.items.length >= SINCE_PAGE) page(answer.last_seq); // else the rest is live
       else { ready += 1; me.upAt = now(); }
     });
     page(start);
@@ -413,7 +421,11 @@ process.on("SIGUSR2", () => { out.marked = latencies.length; });
 
 process.on("SIGTERM", () => {
   clearInterval(status);
-  for (const c of out.clients) { c.seqs = Array.from(c.seqs); }
+  out.states = {};
+  for (const c of out.clients) {
+    c.seqs = Array.from(c.seqs);
+    if (c.state) out.states[c.state] = (out.states[c.state] || 0) + 1;
+  }
   out.sent = sent;
   out.loop_delay_max_ms = loopDelay.max / 1e6;
   out.loop_delay_p99_ms = loopDelay.percentile(99) / 1e6;
