@@ -161,8 +161,11 @@ def test_page_recovers_after_a_server_restart(page, server, feed):
     wait_count(page, 12)
     assert kpi(page) == 12
     assert page.text_content("#live-status") == "实时连接"
-    # the browser logs the refused reconnection attempts; nothing else may be an error
-    assert [e for e in page.record.console_errors if "WebSocket" not in e] == []
+    # while the server is down the browser logs its refused connections: the reconnection
+    # attempts and any panel's refresh that falls in that window (a matters or risk panel's
+    # timer: the longer the restart, the likelier); nothing else may be an error
+    refused = ("WebSocket", "net::ERR_CONNECTION_REFUSED")
+    assert [e for e in page.record.console_errors if not any(r in e for r in refused)] == []
     assert page.record.foreign_requests == []
 
 
