@@ -319,6 +319,47 @@ def test_an_order_signed_off_offline_is_signed_off_once_at_its_time(server, prox
     assert_clean(phone)
 
 
+def test_an_order_completed_while_its_sign_off_is_sending_is_sent_at_once(server, proxy, phones,
+                                                                          feed):
+    """Sign off, then complete before the sign-off's answer is back: the completion was saved
+    while the phone was sending and went with no later pass — it must go as soon as the
+    sign-off is answered, not wait for the next reconnect."""
+    worker(server, "grid-quick")
+    leader = server.add_user("leader-quick", "leader")
+    lon, lat = grid_point(GRID)
+    incident = feed.send(report("emergency", "仓库冒烟", lon, lat, severity=2))["incident"]
+    phone = phones()
+    phone.sign_in("grid-quick")
+    order = requests.post(server.url + "/api/v1/orders", json={
+        "incident_id": incident["id"], "targets": [GRID], "priority": "urgent",
+        "instruction": "请立即到场查看"}, headers={"Authorization": f"Bearer {leader}"}, timeout=30)
+    assert order.ok, order.text
+    page = phone.page
+    page.wait_for_function(f"{FIELD}.nodes().some(n => n.state === 'delivered')", timeout=15_000)
+    node_id = page.evaluate(f"{FIELD}.nodes()[0].id")
+
+    held = []  # the sign-off's request, held until the completion is saved
+    page.route("**/api/v1/orders/*/ack", lambda route: held.append(route))
+    page.click("#grid-cards [data-act=ack]")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the sign-off was not sent"
+    page.fill("#grid-cards [data-field=result]", "已到场，系厨房油烟，无火情")
+    page.click("#grid-cards [data-act=complete]")
+    deadline = time.monotonic() + 5
+    while not any(e.get("action") == "complete" for e in phone.outbox()):
+        assert time.monotonic() < deadline, "the completion was not saved"
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    page.unroute("**/api/v1/orders/*/ack")
+
+    page.wait_for_selector("#grid-cards .cc-gcard.st-completed", timeout=10_000)
+    node = order_node(server, leader, node_id)
+    assert node["state"] == "completed" and node["result"] == "已到场，系厨房油烟，无火情"
+    assert_clean(phone)
+
+
 def test_a_rejected_report_shows_why_and_is_sent_again_once_fixed(server, proxy, phones):
     token = worker(server, "grid-fix")
     phone = phones()

@@ -172,12 +172,16 @@
     function kick() {
         clearTimeout(S.timer);
         S.timer = null;
-        if (S.sending || !S.cfg || S.signedOut) { return; }
+        if (!S.cfg || S.signedOut) { return; }
+        // an action or report saved while a pass is sending was not in that pass's queue:
+        // the pass ends by starting another, or it would wait for the next reconnect
+        if (S.sending) { S.again = true; return; }
         S.sending = true;
+        S.again = false;
         S.idle = false;
         drain().then(function (next) {
             S.sending = false;
-            S.idle = next === "done";
+            S.idle = next === "done" && !S.again;
             if (next === "retry") {
                 S.timer = setTimeout(kick, S.backoff);
                 S.backoff = Math.min(S.backoff * 2, BACKOFF_MAX);
@@ -185,6 +189,7 @@
                 S.backoff = BACKOFF_MIN;
             }
             renderMine();
+            if (next === "done" && S.again) { kick(); }
         }, function (err) {
             S.sending = false;
             S.timer = setTimeout(kick, S.backoff);
