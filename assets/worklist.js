@@ -36,7 +36,11 @@
             S.items = answer.items || [];
             render();
             if (S.again) { S.again = false; reload(); }
-        }).catch(function () { S.loading = false; });
+        }).catch(function () {
+            // a change asked for a reload while this one failed: try once more shortly
+            S.loading = false;
+            if (S.again) { S.again = false; setTimeout(reload, 1000); }
+        });
     }
 
     function soon() {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
 
 import pytest
@@ -80,6 +81,26 @@ def server(tmp_path, server_env):
     srv = servers.Server(tmp_path / "data", servers.free_port(), server_env).start()
     yield srv
     srv.stop()
+
+
+_WENT_WRONG = re.compile(r'"level": "(WARNING|ERROR|CRITICAL)"|"status": [45]\d\d')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that ran a `server` shows what that server logged as going wrong (its
+    warnings, errors and answers of 400 and above) and its last lines: a CI failure is read
+    once, on a clone that is gone afterwards."""
+    outcome = yield
+    report = outcome.get_result()
+    srv = getattr(item, "funcargs", {}).get("server")
+    log = getattr(srv, "log", None)
+    if report.when != "call" or not report.failed or log is None or not log.exists():
+        return
+    lines = log.read_text(errors="replace").splitlines()
+    wrong = [line for line in lines if _WENT_WRONG.search(line)]
+    report.sections.append((f"server log {log.name}: {len(wrong)} lines of {len(lines)} went "
+                            "wrong, then its last 25", "\n".join(wrong[-30:] + ["…"] + lines[-25:])))
 
 
 class _SessionLines(logging.Handler):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 from tests.browser.session import sign_in
 from tests.browser.test_faces import assert_clean, contexts  # noqa: F401 (fixture)
 from tests.browser.test_wall import LIVE, MAP_IDS
@@ -185,7 +187,12 @@ def test_route_sign_off_session_agreement_and_follow_up_across_faces(contexts, s
     dept.fill('.mx-form input[name="perform_by"]', "2026-12-31")
     dept.click('.mx-form button[type="submit"]')
     link = dept.locator(f'.mx-card[data-case="{case_no}"] a[href$="/agreement"]')
-    link.wait_for(timeout=10_000)
+    try:
+        link.wait_for(timeout=10_000)
+    except PlaywrightTimeout:
+        raise AssertionError("no agreement link after the outcome; the form says "
+                             f"{dept.locator('.mx-error').all_text_contents()!r}, the toast "
+                             f"{dept.locator('.cc-toast').all_text_contents()!r}") from None
     with dept.expect_download() as info:
         link.click()
     assert info.value.suggested_filename.endswith(".docx")
