@@ -1,6 +1,6 @@
 /*
  * Helpers every page script shares: window.cmdcenter = {csrf, api, h, setProps, newPatch, el,
- * esc, pad, hhmm, TZ_MS, SINCE_PAGE}.
+ * make, esc, pad, hhmm, TZ_MS, SINCE_PAGE}.
  *
  * Dash loads the files of assets/ in alphabetical order, so this one (00_…) comes first and the
  * others may read window.cmdcenter when they load.
@@ -12,6 +12,8 @@
  *   whose `code` and `field` are the error's.
  * - h(type, props, children): a dash_html_components element for dash_clientside.set_props.
  * - el(tag, className, text): a plain DOM element; text goes through textContent only.
+ * - make(tag, attrs, children): a DOM element from attributes ({text, className, value, any
+ *   other attribute; null/false left out}) and children (nodes or strings; null skipped).
  * - esc(text): text made safe inside HTML (plotly hover text).
  * - hhmm(iso): the clock time of an instant in China (Asia/Shanghai, no daylight saving).
  * - SINCE_PAGE: the most changes one `since` answer on /live holds. A full page means ask on
@@ -73,6 +75,22 @@
         return node;
     }
 
+    // a DOM element from attributes (text via textContent; false/null attributes are left out)
+    // and children (nodes or strings; null skipped): the plain-DOM pages' builder
+    function make(tag, attrs, children) {
+        var node = document.createElement(tag);
+        Object.keys(attrs || {}).forEach(function (k) {
+            var v = attrs[k];
+            if (v === null || v === undefined || v === false) { return; }
+            if (k === "text") { node.textContent = v; } else if (k === "className") { node.className = v; }
+            else if (k === "value") { node.value = v; } else { node.setAttribute(k, v === true ? "" : v); }
+        });
+        (children || []).forEach(function (c) {
+            if (c !== null && c !== undefined) { node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); }
+        });
+        return node;
+    }
+
     function esc(text) {
         return String(text == null ? "" : text)
             .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -88,6 +106,6 @@
     }
 
     window.cmdcenter = {csrf: csrf, api: api, h: h, setProps: setProps, newPatch: newPatch,
-                        el: el, esc: esc, pad: pad, hhmm: hhmm, TZ_MS: TZ_MS,
+                        el: el, make: make, esc: esc, pad: pad, hhmm: hhmm, TZ_MS: TZ_MS,
                         SINCE_PAGE: SINCE_PAGE};
 })();

@@ -39,19 +39,7 @@
     var api = C.api;
     var pad = C.pad;
 
-    function el(tag, attrs, children) {  // a DOM element from attributes (text via textContent)
-        var node = document.createElement(tag);
-        Object.keys(attrs || {}).forEach(function (k) {
-            var v = attrs[k];
-            if (v === null || v === undefined || v === false) { return; }
-            if (k === "text") { node.textContent = v; } else if (k === "className") { node.className = v; }
-            else if (k === "value") { node.value = v; } else { node.setAttribute(k, v === true ? "" : v); }
-        });
-        (children || []).forEach(function (c) {
-            if (c !== null && c !== undefined) { node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); }
-        });
-        return node;
-    }
+    var el = C.make;  // a DOM element from attributes and children
 
     function byId(id) { return document.getElementById(id); }
 

@@ -10,21 +10,9 @@
 (function () {
     "use strict";
 
-    var C = window.cmdcenter;
-
-    function el(tag, attrs, children) {
-        var node = document.createElement(tag);
-        Object.keys(attrs || {}).forEach(function (k) {
-            var v = attrs[k];
-            if (v === null || v === undefined || v === false) { return; }
-            if (k === "text") { node.textContent = v; } else if (k === "className") { node.className = v; }
-            else if (k === "value") { node.value = v; } else { node.setAttribute(k, v === true ? "" : v); }
-        });
-        (children || []).forEach(function (c) {
-            if (c !== null && c !== undefined) { node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); }
-        });
-        return node;
-    }
+    var C = window.cmdcenter;  // assets/00_common.js
+    var el = C.make;
+    var pad = C.pad;
 
     function field(label, control) {
         return el("label", {className: "mx-field"}, [el("span", {text: label}), control]);
@@ -39,8 +27,6 @@
             return el("option", {value: p[0], text: p[1], selected: p[0] === selected});
         }));
     }
-
-    function pad(n) { return (n < 10 ? "0" : "") + n; }
 
     function localNow() {
         var d = new Date(Date.now() + C.TZ_MS);

@@ -51,7 +51,7 @@
     function render() {
         var box = document.getElementById(S.cfg.ids.township_matters);
         if (!box) { return; }
-        var el = M().el;
+        var el = C.make;
         var count = document.getElementById(S.cfg.ids.township_matter_count);
         if (count) { count.textContent = String(S.items.length); }
         box.textContent = "";
@@ -60,7 +60,7 @@
     }
 
     function card(m) {
-        var el = M().el;
+        var el = C.make;
         var lead = m.node && m.node.role === "lead";
         var unsigned = m.node && (m.node.state === "issued" || m.node.state === "delivered");
         var concluded = !!m.result;
