@@ -100,7 +100,8 @@ def pytest_runtest_makereport(item, call):
     lines = log.read_text(errors="replace").splitlines()
     wrong = [line for line in lines if _WENT_WRONG.search(line)]
     report.sections.append((f"server log {log.name}: {len(wrong)} lines of {len(lines)} went "
-                            "wrong, then its last 25", "\n".join(wrong[-30:] + ["…"] + lines[-25:])))
+                            "wrong (the last 30 shown), then its last 25 lines",
+                            "\n".join(wrong[-30:] + ["…"] + lines[-25:])))
 
 
 class _SessionLines(logging.Handler):
