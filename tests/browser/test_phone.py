@@ -272,22 +272,30 @@ def test_twenty_reports_made_offline_arrive_once_each_with_every_photo(server, p
     assert_clean(phone)
 
 
-def test_an_order_signed_off_offline_is_signed_off_once_at_its_time(server, proxy, phones, feed):
-    worker(server, "grid-sign")
-    leader = server.add_user("leader-sign", "leader")
-    lon, lat = grid_point(GRID)
-    incident = feed.send(report("dispute", "商铺租金纠纷", lon, lat, severity=3))["incident"]
+def delivered_order(server, feed, phones, name: str, incident_report: dict, *, priority: str,
+                    instruction: str):
+    """A grid worker `name` signed in on a phone, and a leader's order to GRID on the incident
+    `incident_report` makes, delivered to that phone: (phone, the leader's token, node id)."""
+    worker(server, name)
+    leader = server.add_user(name.replace("grid-", "leader-"), "leader")
+    incident = feed.send(incident_report)["incident"]
     phone = phones()
-    phone.sign_in("grid-sign")
+    phone.sign_in(name)
     order = requests.post(server.url + "/api/v1/orders", json={
-        "incident_id": incident["id"], "targets": [GRID], "priority": "high",
-        "instruction": "请上门了解情况并先行调解"},
-        headers={"Authorization": f"Bearer {leader}"}, timeout=30)
+        "incident_id": incident["id"], "targets": [GRID], "priority": priority,
+        "instruction": instruction}, headers={"Authorization": f"Bearer {leader}"}, timeout=30)
     assert order.ok, order.text
-    phone.page.wait_for_selector("#grid-cards .cc-gcard >> text=先行调解", timeout=15_000)
     phone.page.wait_for_function(f"{FIELD}.nodes().some(n => n.state === 'delivered')",
                                  timeout=15_000)
-    node_id = phone.page.evaluate(f"{FIELD}.nodes()[0].id")
+    return phone, leader, phone.page.evaluate(f"{FIELD}.nodes()[0].id")
+
+
+def test_an_order_signed_off_offline_is_signed_off_once_at_its_time(server, proxy, phones, feed):
+    phone, leader, node_id = delivered_order(
+        server, feed, phones, "grid-sign", report("dispute", "商铺租金纠纷", *grid_point(GRID),
+                                                  severity=3),
+        priority="high", instruction="请上门了解情况并先行调解")
+    phone.page.wait_for_selector("#grid-cards .cc-gcard >> text=先行调解", timeout=15_000)
 
     proxy.stop()
     phone.page.click("#grid-cards [data-act=ack]")
@@ -324,19 +332,11 @@ def test_an_order_completed_while_its_sign_off_is_sending_is_sent_at_once(server
     """Sign off, then complete before the sign-off's answer is back: the completion was saved
     while the phone was sending and went with no later pass — it must go as soon as the
     sign-off is answered, not wait for the next reconnect."""
-    worker(server, "grid-quick")
-    leader = server.add_user("leader-quick", "leader")
-    lon, lat = grid_point(GRID)
-    incident = feed.send(report("emergency", "仓库冒烟", lon, lat, severity=2))["incident"]
-    phone = phones()
-    phone.sign_in("grid-quick")
-    order = requests.post(server.url + "/api/v1/orders", json={
-        "incident_id": incident["id"], "targets": [GRID], "priority": "urgent",
-        "instruction": "请立即到场查看"}, headers={"Authorization": f"Bearer {leader}"}, timeout=30)
-    assert order.ok, order.text
+    phone, leader, node_id = delivered_order(
+        server, feed, phones, "grid-quick", report("emergency", "仓库冒烟", *grid_point(GRID),
+                                                   severity=2),
+        priority="urgent", instruction="请立即到场查看")
     page = phone.page
-    page.wait_for_function(f"{FIELD}.nodes().some(n => n.state === 'delivered')", timeout=15_000)
-    node_id = page.evaluate(f"{FIELD}.nodes()[0].id")
 
     held = []  # the sign-off's request, held until the completion is saved
     page.route("**/api/v1/orders/*/ack", lambda route: held.append(route))
